@@ -1,0 +1,30 @@
+# Usage: cmake -DMP_SOURCE_DIR=... -DMP_BINARY_DIR=... -DWORK_DIR=... -DMODE=install|subdirectory -P run.cmake
+# Installs mp from its build tree into a scratch prefix (MODE=install) or uses
+# its source tree directly (MODE=subdirectory), then configures, builds and
+# runs a consumer project against it.
+file(REMOVE_RECURSE "${WORK_DIR}")
+set(consumer_args)
+if(MODE STREQUAL "install")
+  execute_process(COMMAND ${CMAKE_COMMAND} --install "${MP_BINARY_DIR}" --prefix "${WORK_DIR}/prefix"
+                  RESULT_VARIABLE rc OUTPUT_QUIET)
+  if(rc)
+    message(FATAL_ERROR "cmake --install failed: ${rc}")
+  endif()
+  list(APPEND consumer_args "-DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix")
+else()
+  list(APPEND consumer_args "-DMP_SOURCE_DIR=${MP_SOURCE_DIR}")
+endif()
+foreach(step IN ITEMS configure build run)
+  if(step STREQUAL "configure")
+    set(cmd ${CMAKE_COMMAND} -S "${CMAKE_CURRENT_LIST_DIR}" -B "${WORK_DIR}/build" ${consumer_args})
+  elseif(step STREQUAL "build")
+    set(cmd ${CMAKE_COMMAND} --build "${WORK_DIR}/build")
+  else()
+    set(cmd "${WORK_DIR}/build/consumer")
+  endif()
+  execute_process(COMMAND ${cmd} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(rc)
+    message(FATAL_ERROR "consumer ${step} failed (${rc}):\n${out}\n${err}")
+  endif()
+endforeach()
+message(STATUS "${out}")
