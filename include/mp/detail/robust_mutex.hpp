@@ -58,6 +58,10 @@ public:
   /// Unlocks. Must be called by the thread that locked it.
   void unlock() noexcept { pthread_mutex_unlock(&m_); }
 
+  /// Unlocks if the calling thread holds the mutex and returns true; returns
+  /// false and changes nothing otherwise (a robust mutex checks its owner).
+  [[nodiscard]] bool unlock_if_owner() noexcept { return pthread_mutex_unlock(&m_) == 0; }
+
   /// Locks, runs repair() if the previous owner died holding the lock, and
   /// marks the mutex consistent again. Blocks; returns whether repair ran.
   template <class Repair>
