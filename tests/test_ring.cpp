@@ -1,0 +1,274 @@
+// Tests of the shared-memory ring and the SPSC channel (detail level).
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstring>
+#include <numeric>
+#include <thread>
+#include <vector>
+
+#include <mp/detail/shm.hpp>
+#include <mp/detail/spsc.hpp>
+
+#include "fork_helpers.hpp"
+
+using namespace std::chrono_literals;
+using mp::detail::Clock;
+using mp::detail::Doorbell;
+using mp::detail::Segment;
+using mp::detail::SpscChannel;
+
+namespace {
+
+constexpr std::size_t ch_off = mp::detail::segment_data_offset;
+
+struct Fixture {
+  explicit Fixture(std::size_t cap, std::size_t extra = 0)
+      : seg(Segment::anonymous(ch_off + SpscChannel::bytes_needed(cap) + extra)),
+        ch(SpscChannel::create(seg.base(), ch_off, cap)) {}
+  Segment seg;
+  SpscChannel ch;
+};
+
+/// A message of n bytes whose content depends on (seed, index).
+std::vector<std::byte> pattern(std::size_t n, std::uint32_t seed) {
+  std::vector<std::byte> v(n);
+  std::uint32_t x = seed * 2654435761u + 1;
+  for (auto& b : v) {
+    x = x * 1664525u + 1013904223u;
+    b = static_cast<std::byte>(x >> 24);
+  }
+  return v;
+}
+
+std::vector<std::byte> recv_vec(SpscChannel& ch, Clock::time_point deadline = Clock::time_point::max()) {
+  std::vector<std::byte> out;
+  bool got = ch.recv([&](std::span<const std::byte> m) { out.assign(m.begin(), m.end()); }, deadline);
+  if (!got) throw std::runtime_error("recv timed out");
+  return out;
+}
+
+bool send_u64(SpscChannel& ch, std::uint64_t v, Clock::time_point deadline = Clock::time_point::max()) {
+  return ch.send(sizeof v, [&](std::byte* d) { std::memcpy(d, &v, sizeof v); }, deadline);
+}
+
+std::uint64_t as_u64(std::span<const std::byte> m) {
+  std::uint64_t v = 0;
+  REQUIRE(m.size() == sizeof v);
+  std::memcpy(&v, m.data(), sizeof v);
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("every size class goes through, in order, with a reader thread", "[ring][spsc]") {
+  const std::size_t cap = 4096;
+  Fixture f(cap);
+  const std::size_t mw = f.ch.max_whole();
+  const std::vector<std::size_t> sizes{0, 1, 7, 8, 9, 100, mw - 1, mw, mw + 1, cap - 8, cap, cap + 1,
+                                       3 * cap + 5, 200'000, 0, 1};
+  std::vector<std::vector<std::byte>> got;
+  std::thread reader([&] {
+    for (std::size_t i = 0; i < sizes.size(); ++i) got.push_back(recv_vec(f.ch));
+  });
+  for (std::size_t i = 0; i < sizes.size(); ++i) REQUIRE(f.ch.send_bytes(pattern(sizes[i], static_cast<std::uint32_t>(i))));
+  reader.join();
+  REQUIRE(got.size() == sizes.size());
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    INFO("message " << i << " of " << sizes[i] << " bytes");
+    CHECK(got[i] == pattern(sizes[i], static_cast<std::uint32_t>(i)));
+  }
+  CHECK(f.ch.sent() == sizes.size());
+  CHECK(f.ch.received() == sizes.size());
+  CHECK(f.ch.pending() == 0);
+}
+
+TEST_CASE("wrap-around with mixed sizes through a tiny ring", "[ring][spsc]") {
+  Fixture f(256);
+  const int n = 20'000;
+  std::thread writer([&] {
+    for (int i = 0; i < n; ++i) {
+      auto m = pattern(static_cast<std::size_t>(i % 300), static_cast<std::uint32_t>(i));
+      f.ch.send_bytes(m);
+    }
+  });
+  int bad = 0;
+  for (int i = 0; i < n; ++i)
+    if (recv_vec(f.ch) != pattern(static_cast<std::size_t>(i % 300), static_cast<std::uint32_t>(i))) ++bad;
+  writer.join();
+  CHECK(bad == 0);
+  CHECK(f.ch.pending() == 0);
+}
+
+TEST_CASE("a forked producer's messages arrive in order, none lost", "[ring][spsc][fork]") {
+  Fixture f(1 << 16);
+  const std::uint64_t n = 300'000;
+  pid_t pid = mp_test::fork_child([&] {
+    for (std::uint64_t i = 1; i <= n; ++i) send_u64(f.ch, i);
+    return 0;
+  });
+  std::uint64_t expect = 1, sum = 0, count = 0;
+  bool ordered = true;
+  while (count < n) {
+    count += f.ch.recv_batch([&](std::span<const std::byte> m) {
+      const std::uint64_t v = as_u64(m);
+      ordered = ordered && v == expect;
+      ++expect;
+      sum += v;
+    }, 64);
+  }
+  CHECK(mp_test::exited_with(mp_test::wait_child(pid), 0));
+  CHECK(ordered);
+  CHECK(count == n);
+  CHECK(sum == n * (n + 1) / 2);
+}
+
+TEST_CASE("deadlines: a full ring and an empty ring time out", "[ring][spsc]") {
+  Fixture f(256);
+  CHECK_FALSE(f.ch.recv([](std::span<const std::byte>) {}, Clock::now() + 5ms));
+  std::uint64_t sent = 0;
+  while (send_u64(f.ch, sent, Clock::now() + 5ms)) ++sent;
+  CHECK(sent == (256 - mp::detail::Ring::headroom) / 16);
+  // A fragmented message that cannot finish (nobody reads) gives up and is
+  // aborted: the reader gets the earlier messages, then the next one intact.
+  CHECK_FALSE(f.ch.send_bytes(pattern(1000, 1), Clock::now() + 5ms));
+  for (std::uint64_t i = 0; i < sent; ++i) CHECK(as_u64(recv_vec(f.ch)) == i);
+  REQUIRE(f.ch.send_bytes(pattern(50, 2)));
+  CHECK(recv_vec(f.ch, Clock::now() + 1s) == pattern(50, 2));
+  CHECK(f.ch.pending() == 0);
+}
+
+TEST_CASE("a producer that gives up mid-fragment leaves an ABORT the consumer honours", "[ring][spsc]") {
+  Fixture f(1024);
+  // Nobody reads: FIRST fills the ring, the deadline passes, an ABORT follows
+  // (from the headroom data frames never use).
+  CHECK_FALSE(f.ch.send_bytes(pattern(100'000, 3), Clock::now() + 20ms));
+  std::vector<std::byte> got;
+  std::thread reader([&] { got = recv_vec(f.ch, Clock::now() + 10s); });
+  REQUIRE(f.ch.send_bytes(pattern(10, 4)));
+  reader.join();
+  CHECK(got == pattern(10, 4));  // the partial message was dropped, not glued on
+  CHECK(f.ch.sent() == 1);
+  CHECK(f.ch.pending() == 0);
+}
+
+TEST_CASE("a consumer that forgets a partial message skips its orphan fragments", "[ring][spsc]") {
+  Fixture f(1024);
+  std::thread writer([&] {
+    f.ch.send_bytes(pattern(5000, 5));
+    f.ch.send_bytes(pattern(20, 6));
+  });
+  std::this_thread::sleep_for(20ms);  // the writer has filled the ring with FIRST and sleeps
+  // Take what is there and give up (as a consumer killed mid-message would).
+  // Waking the writer takes far longer than this read's final spin, so it
+  // normally stops mid-message; if it did not, the test still checks order.
+  int whole = 0;
+  if (f.ch.recv([&](std::span<const std::byte>) { ++whole; }, Clock::now())) WARN("read the whole message at once");
+  f.ch.drop_partial();
+  std::vector<std::byte> got = recv_vec(f.ch, Clock::now() + 5s);
+  writer.join();
+  CHECK(got == pattern(20, 6));
+  CHECK(f.ch.pending() == 0);
+  CHECK(f.ch.sent() == 2);
+  CHECK(f.ch.received() == 2);
+}
+
+TEST_CASE("a corrupt frame header is a DecodeError and the channel resynchronises", "[ring][spsc]") {
+  Fixture f(4096);
+  for (std::uint64_t i = 0; i < 5; ++i) REQUIRE(send_u64(f.ch, 100 + i));
+  // Frames are 16 bytes each (8 header + 8 payload); corrupt the 2nd's length.
+  std::byte* data = f.seg.base() + ch_off + mp::detail::Ring::header_bytes;
+  data[16] ^= std::byte{0x40};
+  CHECK(as_u64(recv_vec(f.ch)) == 100);
+  CHECK_THROWS_AS(recv_vec(f.ch), mp::DecodeError);
+  CHECK(as_u64(recv_vec(f.ch)) == 102);
+  CHECK(as_u64(recv_vec(f.ch)) == 103);
+  // A stale frame (right bytes, wrong position) is also rejected: copy frame 4 over frame 5.
+  std::memcpy(data + 64, data + 48, 16);
+  CHECK_THROWS_AS(recv_vec(f.ch), mp::DecodeError);
+  REQUIRE(send_u64(f.ch, 7));
+  CHECK(as_u64(recv_vec(f.ch)) == 7);
+}
+
+TEST_CASE("an exception from the consumer's callback still consumes the message", "[ring][spsc]") {
+  Fixture f(4096);
+  REQUIRE(send_u64(f.ch, 1));
+  REQUIRE(send_u64(f.ch, 2));
+  CHECK_THROWS_AS(f.ch.recv([](std::span<const std::byte>) { throw std::runtime_error("no"); }), std::runtime_error);
+  CHECK(as_u64(recv_vec(f.ch)) == 2);
+  CHECK(f.ch.pending() == 0);
+}
+
+TEST_CASE("one consumer sleeps on a doorbell shared by many channels", "[ring][spsc][doorbell]") {
+  constexpr int channels = 4;
+  constexpr std::uint64_t per = 20'000;
+  const std::size_t cap = 4096, bell_off = ch_off;
+  Segment seg = Segment::anonymous(ch_off + sizeof(Doorbell) + channels * SpscChannel::bytes_needed(cap));
+  auto* bell = seg.at<Doorbell>(bell_off);
+  bell->init();
+  std::vector<SpscChannel> chs;
+  for (std::size_t i = 0; i < channels; ++i)
+    chs.push_back(SpscChannel::create(seg.base(), bell_off + sizeof(Doorbell) + i * SpscChannel::bytes_needed(cap),
+                                      cap, bell_off));
+  std::vector<pid_t> pids;
+  for (std::size_t c = 0; c < channels; ++c)
+    pids.push_back(mp_test::fork_child([&, c] {
+      for (std::uint64_t i = 1; i <= per; ++i) {
+        send_u64(chs[c], c * 1'000'000 + i);
+        if (i % 5000 == 0) std::this_thread::sleep_for(2ms);  // let the consumer fall asleep
+      }
+      return 0;
+    }));
+  std::vector<std::uint64_t> next(channels, 1);
+  std::uint64_t total = 0;
+  bool ordered = true;
+  while (total < channels * per) {
+    REQUIRE(bell->wait([&] { return std::any_of(chs.begin(), chs.end(), [](auto& ch) { return ch.readable(); }); },
+                       Clock::now() + 10s));
+    for (std::size_t c = 0; c < channels; ++c)
+      total += chs[c].try_recv_batch([&](std::span<const std::byte> m) {
+        ordered = ordered && as_u64(m) == c * 1'000'000 + next[c]++;
+      }, 256);
+  }
+  for (pid_t p : pids) CHECK(mp_test::exited_with(mp_test::wait_child(p), 0));
+  CHECK(ordered);
+  CHECK(total == channels * per);
+  for (auto n : next) CHECK(n == per + 1);
+}
+
+TEST_CASE("a doorbell wait times out and can be rung unconditionally", "[ring][doorbell]") {
+  Segment seg = Segment::anonymous(ch_off + sizeof(Doorbell));
+  auto* bell = seg.at<Doorbell>(ch_off);
+  bell->init();
+  std::atomic<bool> flag{false};
+  CHECK_FALSE(bell->wait([&] { return flag.load(); }, Clock::now() + 5ms));
+  std::thread t([&] {
+    std::this_thread::sleep_for(20ms);
+    flag = true;
+    bell->notify_always();
+  });
+  CHECK(bell->wait([&] { return flag.load(); }, Clock::now() + 10s));
+  t.join();
+}
+
+TEST_CASE("a big message through a small ring across processes", "[ring][spsc][fork][big]") {
+  Fixture f(1 << 16);
+  const std::size_t n = std::size_t{32} << 20;
+  pid_t pid = mp_test::fork_child([&] {
+    auto m = pattern(n, 9);
+    return f.ch.send_bytes(m) && f.ch.send_bytes(m) ? 0 : 1;
+  });
+  auto expect = pattern(n, 9);
+  CHECK(recv_vec(f.ch, Clock::now() + 30s) == expect);
+  CHECK(recv_vec(f.ch, Clock::now() + 30s) == expect);
+  CHECK(mp_test::exited_with(mp_test::wait_child(pid), 0));
+}
+
+TEST_CASE("bad ring parameters are rejected", "[ring]") {
+  Segment seg = Segment::anonymous(1 << 16);
+  CHECK_THROWS_AS(SpscChannel::create(seg.base(), 64, 1000), std::invalid_argument);
+  CHECK_THROWS_AS(SpscChannel::create(seg.base(), 10, 1024), std::invalid_argument);
+  CHECK_THROWS_AS(SpscChannel::attach(seg.base(), 128), mp::Error);
+  CHECK(mp::detail::Ring::round_capacity(1000) == 1024);
+  CHECK(mp::detail::Ring::round_capacity(1) == mp::detail::Ring::min_capacity);
+}
