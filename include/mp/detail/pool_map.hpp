@@ -1,0 +1,234 @@
+// mp/detail/pool_map.hpp - backend-independent task messages for the pool:
+// apply messages, map/starmap chunk messages, and the states that collect
+// chunk results (map's output vector, imap's bounded buffer).
+#pragma once
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <iterator>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <ranges>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+#include <mp/async_result.hpp>
+#include <mp/detail/task.hpp>
+
+namespace mp::detail {
+
+/// The FunctionId of a trampoline, computed once per instantiation.
+template <auto Fn>
+const FunctionId& trampoline_id() {
+  static const FunctionId id = function_id(Fn);
+  return id;
+}
+
+/// Calls submit(n, enc) with an apply message for f(args...).
+template <class F, class... Args, class Submit>
+void build_apply(const F& f, const std::tuple<const Args&...>& args, Submit&& submit) {
+  const FunctionId& id = trampoline_id<&apply_trampoline<F, Args...>>();
+  std::size_t n = encoded_size(id) + encoded_size(f);
+  std::apply([&](const auto&... a) { n += (std::size_t{0} + ... + encoded_size(a)); }, args);
+  auto enc = [&](std::byte* p) {
+    p = encode_to(p, id);
+    p = encode_to(p, f);
+    std::apply([&](const auto&... a) { ((p = encode_to(p, a)), ...); }, args);
+  };
+  submit(n, enc);
+}
+
+/// Whether items of T travel as their object representation (memcpy-able).
+template <class T>
+inline constexpr bool memcpy_wire = std::is_trivially_copyable_v<T> && Codec<T>::fixed == sizeof(T);
+
+/// Calls submit(n, enc) with a chunk message of the items [first, first+count).
+template <bool Star, class F, class T, class It, class Submit>
+void build_chunk(const F& f, It first, std::size_t count, Submit&& submit) {
+  const FunctionId& id = trampoline_id<&chunk_trampoline<Star, F, T>>();
+  const auto cnt = static_cast<std::uint64_t>(count);
+  std::size_t n = encoded_size(id) + encoded_size(f) + encoded_size(cnt);
+  if constexpr (Codec<T>::fixed != variable_size) {
+    n += count * Codec<T>::fixed;
+  } else {
+    It it = first;
+    for (std::size_t k = 0; k < count; ++k, ++it) n += encoded_size(static_cast<const T&>(*it));
+  }
+  auto enc = [&](std::byte* p) {
+    p = encode_to(p, id, f, cnt);
+    if constexpr (std::contiguous_iterator<It> && memcpy_wire<T>) {
+      if (count != 0) std::memcpy(p, std::to_address(first), count * sizeof(T));
+    } else {
+      It it = first;
+      for (std::size_t k = 0; k < count; ++k, ++it) p = encode_to(p, static_cast<const T&>(*it));
+    }
+  };
+  submit(n, enc);
+}
+
+/// Reads a chunk's results into out[0..count): returns false and sets
+/// err/err_index (item index inside the chunk) when the chunk failed.
+template <class R>
+bool read_chunk(std::span<const std::byte> msg, R* out, std::size_t count, std::exception_ptr& err,
+                std::uint64_t& err_index) {
+  Reader r(msg);
+  if (!read_status(r, err, err_index)) return false;
+  const auto n = r.read<std::uint64_t>();
+  if (n != count) r.fail("a chunk result has the wrong number of items");
+  if constexpr (memcpy_wire<R> && !std::is_same_v<R, bool>) {
+    if (n != 0) std::memcpy(static_cast<void*>(out), r.take(count * sizeof(R)), count * sizeof(R));
+  } else {
+    for (std::size_t k = 0; k < count; ++k) out[k] = r.read<R>();
+  }
+  r.expect_end();
+  return true;
+}
+
+/// map_async's state: the output vector, filled chunk by chunk at each
+/// chunk's offset; the first error in input order wins.
+template <class R>
+class MapState final : public ResultState<std::vector<R>> {
+public:
+  MapState(std::size_t n, std::size_t chunksize, std::size_t chunks)
+      : out_(n), chunksize_(chunksize), remaining_(chunks) {}
+
+  void on_result(std::size_t start, std::span<const std::byte> msg) noexcept override {
+    std::exception_ptr err;
+    std::uint64_t idx = 0;
+    try {
+      if (start >= out_.size()) throw DecodeError("mp: a chunk result for an unknown chunk");
+      const std::size_t count = std::min(chunksize_, out_.size() - start);
+      if (!read_chunk<R>(msg, out_.data() + start, count, err, idx)) return chunk_failed(start + idx, err);
+    } catch (...) {
+      return chunk_failed(start, std::current_exception());
+    }
+    chunk_done();
+  }
+  void on_error(std::size_t start, std::exception_ptr e) noexcept override { chunk_failed(start, e); }
+
+private:
+  void chunk_failed(std::size_t pos, std::exception_ptr e) noexcept {
+    if (pos < err_pos_) {
+      err_pos_ = pos;
+      err_ = e;
+    }
+    chunk_done();
+  }
+  void chunk_done() noexcept {
+    if (--remaining_ != 0) return;
+    if (err_) {
+      this->fail(err_);
+    } else {
+      this->set_value(std::move(out_));
+    }
+  }
+
+  std::vector<R> out_;
+  std::size_t chunksize_;
+  std::size_t remaining_;
+  std::size_t err_pos_ = std::numeric_limits<std::size_t>::max();
+  std::exception_ptr err_;
+};
+
+// std::vector<bool> has no data(): collect bools as chars, then convert.
+template <>
+class MapState<bool> final : public ResultState<std::vector<bool>> {
+public:
+  MapState(std::size_t n, std::size_t chunksize, std::size_t chunks)
+      : inner_(std::make_shared<MapState<char>>(n, chunksize, chunks)) {}
+  void on_result(std::size_t start, std::span<const std::byte> msg) noexcept override {
+    inner_->on_result(start, msg);
+    forward();
+  }
+  void on_error(std::size_t start, std::exception_ptr e) noexcept override {
+    inner_->on_error(start, e);
+    forward();
+  }
+
+private:
+  void forward() noexcept {
+    if (!inner_->ready()) return;
+    if (inner_->status() == has_error) return fail(inner_->error());
+    try {
+      set_value(std::vector<bool>(inner_->value().begin(), inner_->value().end()));
+    } catch (...) {
+      fail(std::current_exception());
+    }
+  }
+  std::shared_ptr<MapState<char>> inner_;
+};
+
+/// imap's state: finished chunks by sequence number, and their completion
+/// order, until the consumer takes them.
+template <class R>
+class ImapState final : public Sink {
+public:
+  struct Chunk {
+    std::vector<R> values;
+    std::exception_ptr error;
+  };
+
+  void expect(std::size_t seq, std::size_t count) {
+    std::lock_guard lock(mu_);
+    sizes_[seq] = count;
+  }
+
+  void on_result(std::size_t seq, std::span<const std::byte> msg) noexcept override {
+    Chunk c;
+    try {
+      std::size_t count;
+      {
+        std::lock_guard lock(mu_);
+        count = sizes_.at(seq);
+      }
+      std::vector<Elem> tmp(count);
+      std::uint64_t idx = 0;
+      if (read_chunk<Elem>(msg, tmp.data(), count, c.error, idx)) c.values.assign(tmp.begin(), tmp.end());
+    } catch (...) {
+      c.error = std::current_exception();
+    }
+    put(seq, std::move(c));
+  }
+  void on_error(std::size_t seq, std::exception_ptr e) noexcept override { put(seq, Chunk{{}, e}); }
+
+  /// Blocks until chunk `seq` (ordered) or any chunk (unordered) is done.
+  Chunk take(bool ordered, std::size_t seq) {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return ordered ? done_.count(seq) != 0 : !order_.empty(); });
+    if (!ordered) seq = order_.front();
+    auto it = done_.find(seq);
+    Chunk c = std::move(it->second);
+    done_.erase(it);
+    std::erase(order_, seq);
+    sizes_.erase(seq);
+    return c;
+  }
+
+private:
+  using Elem = std::conditional_t<std::is_same_v<R, bool>, char, R>;
+  void put(std::size_t seq, Chunk c) noexcept {
+    try {
+      std::lock_guard lock(mu_);
+      done_.emplace(seq, std::move(c));
+      order_.push_back(seq);
+    } catch (...) {
+    }
+    cv_.notify_all();
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::size_t, std::size_t> sizes_;
+  std::map<std::size_t, Chunk> done_;
+  std::deque<std::size_t> order_;
+};
+
+}  // namespace mp::detail

@@ -1,0 +1,231 @@
+// mp/detail/spawner.hpp - the pool's spawner: a single-threaded process forked
+// when the pool is constructed (before the pool starts any thread), which
+// forks every worker, reaps them and reports, as Python's forkserver does.
+//
+// So no worker is ever forked from a parent that runs threads (the pool's
+// result thread, the user's threads started later): a replacement after a
+// crash or maxtasksperchild comes from the same clean image.
+//
+// Protocol. Parent -> spawner, on a socketpair: 4-byte commands
+//   spawn(slot) | exit (return at once) | kill (SIGKILL every worker, reap
+//   them, then exit); EOF (the parent is gone) means kill.
+// Spawner -> parent, through the shared segment: after fork it stores the
+// slot's pid and state=alive; after reaping, the wait status and state=dead;
+// each time it bumps PoolCtl::events and rings the parent's doorbell.
+//
+// Deaths: the spawner has PR_SET_PDEATHSIG(SIGKILL) (the parent dies: it
+// dies), and so do workers (the spawner dies: they die). Both ignore SIGINT,
+// so Ctrl-C reaches only the parent, which then tears the pool down.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+#include <mp/detail/pool_layout.hpp>
+#include <mp/detail/syscall.hpp>
+
+namespace mp::detail {
+
+enum class SpawnerOp : std::uint32_t { spawn = 1, exit = 2, kill = 3 };
+
+inline std::uint32_t spawner_command(SpawnerOp op, unsigned slot = 0) noexcept {
+  return static_cast<std::uint32_t>(op) << 24 | (slot & 0xffffffu);
+}
+
+/// The control sockets of every live pool in this process, so that a child
+/// forked for one pool closes the others' (else a pool's spawner would not
+/// see EOF when its parent closes it). Lock-free: read in forked children.
+inline std::array<std::atomic<int>, 64>& pool_fds() {
+  static std::array<std::atomic<int>, 64> fds{};
+  return fds;
+}
+inline void register_pool_fd(int fd) noexcept {
+  for (auto& a : pool_fds()) {
+    int expected = 0;
+    if (a.compare_exchange_strong(expected, fd + 1)) return;
+  }
+}
+inline void unregister_pool_fd(int fd) noexcept {
+  for (auto& a : pool_fds()) {
+    int expected = fd + 1;
+    if (a.compare_exchange_strong(expected, 0)) return;
+  }
+}
+inline void close_other_pool_fds(int keep) noexcept {
+  for (auto& a : pool_fds()) {
+    const int v = a.load() - 1;
+    if (v >= 0 && v != keep) ::close(v);
+  }
+}
+
+/// Makes this process die with its parent and ignore Ctrl-C. Returns false
+/// when the parent is already gone (the caller should _exit).
+inline bool bind_to_parent(pid_t expected_parent) noexcept {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  std::signal(SIGINT, SIG_IGN);
+  return ::getppid() == expected_parent;
+}
+
+class Spawner {
+public:
+  using WorkerMain = std::function<int(unsigned slot)>;
+
+  Spawner(const PoolSegment& seg, int sock, WorkerMain main) : seg_(seg), sock_(sock), main_(std::move(main)) {}
+
+  /// The spawner's loop. Never returns: ends the process with _exit.
+  [[noreturn]] void run(pid_t parent) {
+    if (!bind_to_parent(parent)) ::_exit(0);
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    ::sigprocmask(SIG_BLOCK, &chld, nullptr);
+    std::signal(SIGCHLD, SIG_DFL);
+    sfd_ = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    pids_.assign(seg_.workers(), 0);
+    for (;;) {
+      pollfd fds[2] = {{sock_, POLLIN, 0}, {sfd_, POLLIN, 0}};
+      if (::poll(fds, 2, -1) < 0 && errno != EINTR) kill_all_and_exit();
+      if (fds[1].revents != 0) reap(false);
+      if (fds[0].revents != 0) command();
+    }
+  }
+
+private:
+  void command() {
+    std::uint32_t cmd = 0;
+    const ssize_t n = retry_eintr([&] { return ::read(sock_, &cmd, sizeof cmd); });
+    if (n != static_cast<ssize_t>(sizeof cmd)) kill_all_and_exit();  // EOF: the parent is gone
+    const auto op = static_cast<SpawnerOp>(cmd >> 24);
+    const unsigned slot = cmd & 0xffffffu;
+    if (op == SpawnerOp::spawn && slot < pids_.size()) spawn(slot);
+    if (op == SpawnerOp::exit) ::_exit(0);
+    if (op == SpawnerOp::kill) kill_all_and_exit();
+  }
+
+  void spawn(unsigned i) {
+    const pid_t me = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(sock_);
+      ::close(sfd_);
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      if (!bind_to_parent(me)) ::_exit(0);
+      int code = 1;
+      try {
+        code = main_(i);
+      } catch (...) {
+        code = 1;
+      }
+      std::fflush(nullptr);
+      ::_exit(code);
+    }
+    WorkerSlot& s = seg_.slot(i);
+    if (pid < 0) {  // report as a death: the parent fails the tasks, retries
+      s.status.store(W_EXITCODE(127, 0));
+      s.state.store(static_cast<std::uint32_t>(SlotState::dead), std::memory_order_release);
+    } else {
+      pids_[i] = pid;
+      s.pid.store(pid, std::memory_order_relaxed);
+      s.state.store(static_cast<std::uint32_t>(SlotState::alive), std::memory_order_release);
+    }
+    notify();
+  }
+
+  void reap(bool block) {
+    signalfd_siginfo info;
+    while (::read(sfd_, &info, sizeof info) > 0) {
+    }
+    for (;;) {
+      int status = 0;
+      const pid_t pid = ::waitpid(-1, &status, block ? 0 : WNOHANG);
+      if (pid <= 0) {
+        if (pid < 0 && errno == EINTR) continue;
+        return;
+      }
+      for (unsigned i = 0; i < pids_.size(); ++i) {
+        if (pids_[i] != pid) continue;
+        pids_[i] = 0;
+        WorkerSlot& s = seg_.slot(i);
+        s.status.store(status, std::memory_order_relaxed);
+        s.state.store(static_cast<std::uint32_t>(SlotState::dead), std::memory_order_release);
+      }
+      notify();
+    }
+  }
+
+  void notify() noexcept {
+    seg_.ctl().events.fetch_add(1, std::memory_order_seq_cst);
+    seg_.ctl().doorbell.ring();
+  }
+
+  [[noreturn]] void kill_all_and_exit() {
+    for (pid_t p : pids_)
+      if (p > 0) ::kill(p, SIGKILL);
+    reap(true);
+    ::_exit(0);
+  }
+
+  const PoolSegment& seg_;
+  int sock_;
+  int sfd_ = -1;
+  WorkerMain main_;
+  std::vector<pid_t> pids_;
+};
+
+/// Forks the spawner. Returns its pid and the parent's end of the control
+/// socket. Call before the pool starts any thread. Throws std::system_error.
+inline std::pair<pid_t, int> start_spawner(const PoolSegment& seg, Spawner::WorkerMain main) {
+  int sv[2];
+  checked("socketpair", [&] { return ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv); });
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    const int err = errno;
+    ::close(sv[0]);
+    ::close(sv[1]);
+    throw_system_error("fork", err);
+  }
+  if (pid == 0) {
+    ::close(sv[0]);
+    close_other_pool_fds(sv[1]);
+    try {
+      Spawner(seg, sv[1], std::move(main)).run(parent);
+    } catch (...) {
+    }
+    ::_exit(1);
+  }
+  ::close(sv[1]);
+  register_pool_fd(sv[0]);
+  return {pid, sv[0]};
+}
+
+/// What a worker's wait status means, as a sentence.
+inline std::string describe_exit(pid_t pid, int status) {
+  std::string who = "mp::Pool worker " + std::to_string(pid);
+  if (WIFSIGNALED(status)) {
+    const char* name = ::sigabbrev_np(WTERMSIG(status));
+    return who + " was killed by " + (name ? std::string("SIG") + name : "signal " + std::to_string(WTERMSIG(status))) +
+           " while running this task";
+  }
+  if (WIFEXITED(status)) {
+    return who + " exited with status " + std::to_string(WEXITSTATUS(status)) + " while running this task";
+  }
+  return who + " was lost while running this task";
+}
+
+}  // namespace mp::detail

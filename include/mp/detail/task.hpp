@@ -1,0 +1,281 @@
+// mp/detail/task.hpp - what travels between the pool's parent and a worker,
+// independent of the backend (fork today, MPI ranks later):
+//
+//   task message   = FunctionId of a trampoline (16 bytes) | trampoline payload
+//     apply payload = encoded callable F | encoded args...
+//     chunk payload = encoded callable F | u64 count | count encoded items
+//   result message = u8 status | body
+//     status ok     : encoded result (void: nothing; chunk: u64 count + items)
+//     status error  : u64 item index in the chunk | u8 kind | type name | what
+//
+// A trampoline is a plain function instantiated for (F, Args...) and named by
+// its load-address-independent FunctionId (function_id.hpp), so the worker
+// needs nothing but the bytes: it resolves the id and jumps.
+#pragma once
+
+#include <cxxabi.h>
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <new>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+#include <vector>
+
+#include <mp/codec.hpp>
+#include <mp/errors.hpp>
+
+namespace mp::detail {
+
+/// A non-owning reference to a callable writing bytes at a pointer.
+class EncodeRef {
+public:
+  template <class F>
+  EncodeRef(F& f) noexcept  // NOLINT: implicit on purpose
+      : obj_(&f), call_([](void* o, std::byte* p) { (*static_cast<F*>(o))(p); }) {}
+  void operator()(std::byte* p) const { call_(obj_, p); }
+
+private:
+  void* obj_;
+  void (*call_)(void*, std::byte*);
+};
+
+/// Where a worker writes the result of the task it runs (the backend's
+/// result channel). write(n, enc): enc(p) writes exactly n bytes at p.
+class ResultOut {
+public:
+  virtual void write(std::size_t n, EncodeRef enc) = 0;
+
+protected:
+  ~ResultOut() = default;
+};
+
+/// The parent-side receiver of one task's result. Called on the backend's
+/// result thread (or on terminate), exactly once per submitted task.
+class Sink {
+public:
+  virtual ~Sink() = default;
+  /// The result message of the task submitted with this `index`.
+  virtual void on_result(std::size_t index, std::span<const std::byte> msg) noexcept = 0;
+  /// The task will never produce a result (worker lost, pool terminated).
+  virtual void on_error(std::size_t index, std::exception_ptr e) noexcept = 0;
+};
+
+using Trampoline = void (*)(Reader& in, ResultOut& out);
+
+enum class ResultStatus : std::uint8_t { ok = 0, error = 1 };
+
+// ---- exceptions ------------------------------------------------------------
+
+enum class ErrorKind : std::uint8_t {
+  other, runtime_error, logic_error, invalid_argument, domain_error, length_error,
+  out_of_range, range_error, overflow_error, underflow_error, bad_alloc
+};
+
+/// The demangled name of a type_info.
+inline std::string demangle(const char* mangled) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> s(abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
+  return status == 0 && s ? std::string(s.get()) : std::string(mangled);
+}
+
+struct WireError {
+  ErrorKind kind = ErrorKind::other;
+  std::string type_name;
+  std::string what;
+};
+
+/// Classifies the exception being handled (call inside catch).
+inline WireError current_wire_error() {
+  auto same = [](const std::exception& e, const std::type_info& t) { return typeid(e) == t; };
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    WireError w{ErrorKind::other, demangle(typeid(e).name()), e.what()};
+    const std::pair<const std::type_info*, ErrorKind> table[] = {
+        {&typeid(std::runtime_error), ErrorKind::runtime_error}, {&typeid(std::logic_error), ErrorKind::logic_error},
+        {&typeid(std::invalid_argument), ErrorKind::invalid_argument}, {&typeid(std::domain_error), ErrorKind::domain_error},
+        {&typeid(std::length_error), ErrorKind::length_error}, {&typeid(std::out_of_range), ErrorKind::out_of_range},
+        {&typeid(std::range_error), ErrorKind::range_error}, {&typeid(std::overflow_error), ErrorKind::overflow_error},
+        {&typeid(std::underflow_error), ErrorKind::underflow_error}, {&typeid(std::bad_alloc), ErrorKind::bad_alloc}};
+    for (const auto& [t, k] : table)
+      if (same(e, *t)) w.kind = k;
+    return w;
+  } catch (...) {
+    const std::type_info* t = abi::__cxa_current_exception_type();
+    return {ErrorKind::other, t ? demangle(t->name()) : "unknown", "a task threw a non-std::exception"};
+  }
+}
+
+/// The exception a WireError stands for, as an exception_ptr.
+inline std::exception_ptr make_exception(const WireError& w) {
+  switch (w.kind) {
+    case ErrorKind::runtime_error: return std::make_exception_ptr(std::runtime_error(w.what));
+    case ErrorKind::logic_error: return std::make_exception_ptr(std::logic_error(w.what));
+    case ErrorKind::invalid_argument: return std::make_exception_ptr(std::invalid_argument(w.what));
+    case ErrorKind::domain_error: return std::make_exception_ptr(std::domain_error(w.what));
+    case ErrorKind::length_error: return std::make_exception_ptr(std::length_error(w.what));
+    case ErrorKind::out_of_range: return std::make_exception_ptr(std::out_of_range(w.what));
+    case ErrorKind::range_error: return std::make_exception_ptr(std::range_error(w.what));
+    case ErrorKind::overflow_error: return std::make_exception_ptr(std::overflow_error(w.what));
+    case ErrorKind::underflow_error: return std::make_exception_ptr(std::underflow_error(w.what));
+    case ErrorKind::bad_alloc: return std::make_exception_ptr(std::bad_alloc());
+    case ErrorKind::other: break;
+  }
+  return std::make_exception_ptr(RemoteError(w.type_name, w.what));
+}
+
+/// Writes an error result for the exception being handled (call in catch).
+inline void write_current_error(ResultOut& out, std::uint64_t index) noexcept {
+  try {
+    const WireError w = current_wire_error();
+    const auto kind = static_cast<std::uint8_t>(w.kind);
+    const std::size_t n = 1 + encoded_size(index, kind, w.type_name, w.what);
+    auto enc = [&](std::byte* p) {
+      *p = std::byte{static_cast<std::uint8_t>(ResultStatus::error)};
+      encode_to(p + 1, index, kind, w.type_name, w.what);
+    };
+    out.write(n, enc);
+  } catch (...) {
+    std::abort();  // cannot even report: the parent would wait for ever otherwise
+  }
+}
+
+/// Reads a result message's status; on error throws the task's exception
+/// (as a std::exception_ptr in `err`, with the failing item index).
+inline bool read_status(Reader& r, std::exception_ptr& err, std::uint64_t& index) {
+  const auto st = r.read_raw<std::uint8_t>();
+  if (st == static_cast<std::uint8_t>(ResultStatus::ok)) return true;
+  if (st != static_cast<std::uint8_t>(ResultStatus::error)) r.fail("a result message has a bad status byte");
+  index = r.read<std::uint64_t>();
+  WireError w;
+  const auto kind = r.read<std::uint8_t>();
+  if (kind > static_cast<std::uint8_t>(ErrorKind::bad_alloc)) r.fail("a result message has a bad error kind");
+  w.kind = static_cast<ErrorKind>(kind);
+  w.type_name = r.read<std::string>();
+  w.what = r.read<std::string>();
+  err = make_exception(w);
+  return false;
+}
+
+// ---- what can be sent ------------------------------------------------------
+
+/// True when F can travel to a worker.
+template <class F>
+concept SendableCallable = Sendable<std::decay_t<F>>;
+
+template <class F>
+constexpr void check_callable() {
+  static_assert(SendableCallable<F>,
+                "mp::Pool cannot send this callable to a worker process: it is not a function pointer, a "
+                "captureless lambda, nor an object whose state is trivially copyable or serializable. Capture "
+                "only trivially copyable values (or copies, not std::string/std::vector: pass those as task "
+                "arguments), or give the function object a serialize(Archive&) member.");
+}
+
+template <class T>
+constexpr void check_argument() {
+  static_assert(Sendable<T>,
+                "mp::Pool cannot send this argument or result type between processes: it is not trivially "
+                "copyable, not a supported standard container, and has no serialize(Archive&) member or "
+                "mp::codec<T> specialization. Add one of those (see <mp/codec.hpp>).");
+}
+
+// ---- trampolines -------------------------------------------------------------
+
+/// Encodes the result `r` (or nothing for void) as an ok message.
+template <class R>
+void write_ok(ResultOut& out, const R* r) {
+  std::size_t n = 1;
+  if constexpr (!std::is_void_v<R>) n += encoded_size(*r);
+  auto enc = [&](std::byte* p) {
+    *p = std::byte{0};
+    if constexpr (!std::is_void_v<R>) encode_to(p + 1, *r);
+  };
+  out.write(n, enc);
+}
+
+/// apply: decode F and the arguments, call, send the result or the error.
+template <class F, class... Args>
+void apply_trampoline(Reader& in, ResultOut& out) {
+  using R = std::invoke_result_t<F&, Args&...>;
+  try {
+    F f = in.read<F>();
+    std::tuple<Args...> args{in.read<Args>()...};
+    if constexpr (std::is_void_v<R>) {
+      std::apply(f, args);
+      write_ok<void>(out, nullptr);
+    } else {
+      const R r = std::apply(f, args);
+      write_ok<R>(out, &r);
+    }
+  } catch (...) {
+    write_current_error(out, 0);
+  }
+}
+
+/// Calls f on one item: the item itself (map) or its unpacked fields (starmap).
+template <bool Star, class F, class T>
+decltype(auto) call_item(F& f, T& item) {
+  if constexpr (Star) {
+    return std::apply(f, item);
+  } else {
+    return std::invoke(f, item);
+  }
+}
+
+template <bool Star, class F, class T>
+using item_result_t = decltype(call_item<Star>(std::declval<F&>(), std::declval<T&>()));
+
+/// map/starmap chunk: decode F and `count` items, call f on each in order,
+/// send all results in one message; the first throwing item stops the chunk
+/// and its index travels with the error.
+template <bool Star, class F, class T>
+void chunk_trampoline(Reader& in, ResultOut& out) {
+  using R = std::remove_cvref_t<item_result_t<Star, F, T>>;
+  std::uint64_t i = 0;
+  try {
+    F f = in.read<F>();
+    const auto n = static_cast<std::size_t>(in.read<std::uint64_t>());
+    std::vector<R> results;
+    results.reserve(std::min<std::size_t>(n, in.remaining() + 1));
+    for (; i < n; ++i) {
+      T item = in.read<T>();
+      results.push_back(call_item<Star>(f, item));
+    }
+    auto enc = [&](std::byte* p) {
+      *p = std::byte{0};
+      encode_to(p + 1, results);
+    };
+    out.write(1 + encoded_size(results), enc);
+  } catch (...) {
+    write_current_error(out, i);
+  }
+}
+
+/// Runs one task message: resolves its trampoline and calls it. Everything
+/// the task throws becomes an error result; a malformed message too.
+inline void run_task(std::span<const std::byte> msg, ResultOut& out) {
+  Reader in(msg);
+  Trampoline t = nullptr;
+  try {
+    t = resolve_function_as<Trampoline>(in.read<FunctionId>());
+    if (t == nullptr) throw DecodeError("mp: a task message names no function");
+  } catch (...) {
+    write_current_error(out, 0);
+    return;
+  }
+  t(in, out);
+}
+
+}  // namespace mp::detail

@@ -1,0 +1,293 @@
+// mp/pool.hpp - mp::Pool, Python's multiprocessing.Pool over forked workers.
+//
+//   mp::Pool pool;                                   // cpu_count() * factor workers
+//   auto squares = pool.map(square, std::views::iota(0, 1000));
+//   mp::AsyncResult<int> r = pool.apply_async(add, 1, 2);
+//   for (int x : pool.imap(square, std::views::iota(0, 100'000'000))) ...
+//
+// Layers. basic_pool<Backend> is the API: it encodes tasks (a trampoline's
+// FunctionId + the callable + the arguments, or a chunk of items), chunks
+// maps, orders results, and hands out AsyncResult futures. The Backend only
+// moves task messages to workers and result messages back (see the seam
+// in detail/fork_backend.hpp). mp::Pool = basic_pool<detail::ForkBackend>.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <memory>
+#include <ranges>
+#include <stdexcept>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <mp/async_result.hpp>
+#include <mp/cpu_count.hpp>
+#include <mp/detail/fork_backend.hpp>
+#include <mp/detail/pool_imap.hpp>
+#include <mp/detail/pool_map.hpp>
+#include <mp/errors.hpp>
+
+namespace mp {
+
+/// A task run once in each worker before its first task; make one with
+/// mp::initializer(f, args...).
+struct Initializer {
+  std::vector<std::byte> message;  ///< an apply task message; empty: none
+};
+
+/// f(args...) as a pool initializer. f and args must be sendable (as for
+/// apply). Throws what encoding throws (std::invalid_argument).
+template <class F, class... Args>
+Initializer initializer(F&& f, Args&&... args) {
+  using Fn = std::decay_t<F>;
+  detail::check_callable<Fn>();
+  (detail::check_argument<std::decay_t<Args>>(), ...);
+  Initializer init;
+  const Fn fn(std::forward<F>(f));
+  const std::tuple<std::decay_t<Args>...> owned(std::forward<Args>(args)...);
+  std::apply(
+      [&](const auto&... a) {
+        detail::build_apply<Fn, std::decay_t<Args>...>(fn, std::tie(a...), [&](std::size_t n, auto& enc) {
+          init.message.resize(n);
+          enc(init.message.data());
+        });
+      },
+      owned);
+  return init;
+}
+
+/// How to build a Pool. Every field has a usable default.
+struct PoolOptions {
+  /// Worker processes; 0 means max(1, round(cpu_count() * factor)).
+  unsigned processes = 0;
+  /// Workers per usable CPU when processes == 0 (see the README for why 1.0).
+  double factor = 1.0;
+  /// Tasks (a map chunk counts as one) a worker runs before it is replaced;
+  /// 0 = never.
+  unsigned maxtasksperchild = 0;
+  /// Run once in each worker before its first task.
+  Initializer initializer{};
+  /// Tasks queued at one worker at most; more wait in the parent.
+  unsigned window = 64;
+};
+
+/// The pool, generic over how tasks reach workers (the Backend).
+template <class Backend>
+class basic_pool {
+public:
+  /// cpu_count() workers (times PoolOptions{}.factor). Forks the spawner and
+  /// the workers; throws std::system_error if it cannot.
+  basic_pool() : basic_pool(PoolOptions{}) {}
+
+  /// `processes` workers; throws std::invalid_argument unless processes >= 1.
+  explicit basic_pool(int processes) : basic_pool(options_for(processes)) {}
+
+  /// Workers as `opt` says. Throws std::invalid_argument for a factor <= 0,
+  /// std::system_error when a process cannot be made.
+  explicit basic_pool(const PoolOptions& opt) : backend_(backend_options(opt)) {}
+
+  basic_pool(const basic_pool&) = delete;
+  basic_pool& operator=(const basic_pool&) = delete;
+
+  /// close() + join(): waits for every submitted task. Never throws.
+  ~basic_pool() {
+    try {
+      backend_.close();
+      backend_.join();
+    } catch (...) {
+      backend_.terminate();
+    }
+  }
+
+  /// The number of worker processes. Never blocks.
+  [[nodiscard]] unsigned size() const noexcept { return backend_.size(); }
+
+  /// Runs f(args...) in a worker and returns its result. Blocks; rethrows the
+  /// task's exception; throws std::logic_error on a closed pool. Thread-safe.
+  template <class F, class... Args>
+  auto apply(F&& f, Args&&... args) {
+    return std::move(apply_async(std::forward<F>(f), std::forward<Args>(args)...)).get();
+  }
+
+  /// Submits f(args...) and returns its future at once (blocks only on the
+  /// pool's lock). Throws std::logic_error on a closed pool. Thread-safe.
+  template <class F, class... Args>
+  auto apply_async(F&& f, Args&&... args) {
+    using Fn = std::decay_t<F>;
+    detail::check_callable<Fn>();
+    (detail::check_argument<std::decay_t<Args>>(), ...);
+    using R = std::invoke_result_t<Fn&, std::decay_t<Args>&...>;
+    if constexpr (!std::is_void_v<R>) detail::check_argument<std::remove_cvref_t<R>>();
+    using T = std::conditional_t<std::is_void_v<R>, void, std::remove_cvref_t<R>>;
+    auto st = std::make_shared<detail::ResultState<T>>();
+    const Fn& fn = f;
+    detail::build_apply<Fn, std::decay_t<Args>...>(
+        fn, std::tuple<const std::decay_t<Args>&...>(args...),
+        [&](std::size_t n, auto& enc) { backend_.submit(n, enc, st, 0); });
+    return AsyncResult<T>(std::move(st));
+  }
+
+  /// [f(x) for x in range], in order. Blocks; the first exception in input
+  /// order is rethrown after every chunk ended. chunksize 0: ceil(n / (4 *
+  /// size())). Thread-safe.
+  template <class F, std::ranges::input_range Rg>
+  auto map(F&& f, Rg&& range, std::size_t chunksize = 0) {
+    return std::move(map_async(std::forward<F>(f), std::forward<Rg>(range), chunksize)).get();
+  }
+
+  /// map() returning a future of the whole vector at once.
+  template <class F, std::ranges::input_range Rg>
+  auto map_async(F&& f, Rg&& range, std::size_t chunksize = 0) {
+    return map_impl<false>(std::forward<F>(f), std::forward<Rg>(range), chunksize);
+  }
+
+  /// [f(*x) for x in range]: each element (tuple, pair, array) unpacked into
+  /// f's arguments. As map().
+  template <class F, std::ranges::input_range Rg>
+  auto starmap(F&& f, Rg&& range, std::size_t chunksize = 0) {
+    return std::move(starmap_async(std::forward<F>(f), std::forward<Rg>(range), chunksize)).get();
+  }
+
+  /// starmap() returning a future.
+  template <class F, std::ranges::input_range Rg>
+  auto starmap_async(F&& f, Rg&& range, std::size_t chunksize = 0) {
+    return map_impl<true>(std::forward<F>(f), std::forward<Rg>(range), chunksize);
+  }
+
+  /// A lazy input range of f(x) in input order. Reads the input only as
+  /// results are consumed (a bounded number of chunks in flight); leaving
+  /// the loop early abandons the rest. An lvalue range must outlive the
+  /// result. Iterating rethrows a task's or the input's exception.
+  template <class F, std::ranges::input_range Rg>
+  auto imap(F&& f, Rg&& range, std::size_t chunksize = 0) {
+    return make_imap<true>(std::forward<F>(f), std::forward<Rg>(range), chunksize);
+  }
+
+  /// imap() in completion order.
+  template <class F, std::ranges::input_range Rg>
+  auto imap_unordered(F&& f, Rg&& range, std::size_t chunksize = 0) {
+    return make_imap<false>(std::forward<F>(f), std::forward<Rg>(range), chunksize);
+  }
+
+  /// No more submissions (they throw std::logic_error); queued tasks still
+  /// run. Never blocks. Thread-safe.
+  void close() { backend_.close(); }
+
+  /// Waits for every queued task and the workers' exit. Requires close() or
+  /// terminate() first (std::logic_error otherwise). Blocks.
+  void join() { backend_.join(); }
+
+  /// Kills the workers now; unfinished tasks fail with mp::ClosedError.
+  /// Blocks only while the workers are reaped. Thread-safe, idempotent.
+  void terminate() { backend_.terminate(); }
+
+  /// The backend (for tests and for backends with extra controls).
+  Backend& backend() noexcept { return backend_; }
+
+private:
+  static PoolOptions options_for(int processes) {
+    if (processes < 1) throw std::invalid_argument("mp::Pool: the number of processes must be at least 1");
+    PoolOptions o;
+    o.processes = static_cast<unsigned>(processes);
+    return o;
+  }
+
+  static detail::BackendOptions backend_options(const PoolOptions& o) {
+    if (!(o.factor > 0)) throw std::invalid_argument("mp::PoolOptions::factor must be positive");
+    detail::BackendOptions b;
+    b.processes = o.processes != 0 ? o.processes
+                                   : static_cast<unsigned>(std::max(1.0, std::round(cpu_count() * o.factor)));
+    b.maxtasksperchild = o.maxtasksperchild;
+    b.window = std::max(1u, o.window);
+    b.initializer = o.initializer.message;
+    return b;
+  }
+
+  std::size_t default_chunksize(std::size_t n) const noexcept {
+    const std::size_t d = 4 * std::size_t{size()};
+    return std::max<std::size_t>(1, (n + d - 1) / d);
+  }
+
+  template <bool Star, class F, class Rg>
+  auto map_impl(F&& f, Rg&& range, std::size_t chunksize) {
+    using Fn = std::decay_t<F>;
+    using T = std::ranges::range_value_t<Rg>;
+    detail::check_callable<Fn>();
+    detail::check_argument<T>();
+    using R = std::remove_cvref_t<detail::item_result_t<Star, Fn, T>>;
+    static_assert(!std::is_void_v<R>, "mp::Pool::map needs a function that returns a value; use apply_async for void.");
+    detail::check_argument<R>();
+    if constexpr (std::ranges::forward_range<Rg> && std::ranges::sized_range<Rg>) {
+      return submit_chunks<Star, Fn, T, R>(f, std::ranges::begin(range),
+                                           static_cast<std::size_t>(std::ranges::size(range)), chunksize);
+    } else {
+      std::vector<T> items;  // like Python: an unsized iterable is read into a list first
+      for (auto&& x : range) items.push_back(static_cast<T>(std::forward<decltype(x)>(x)));
+      return submit_chunks<Star, Fn, T, R>(f, items.begin(), items.size(), chunksize);
+    }
+  }
+
+  template <bool Star, class Fn, class T, class R, class It>
+  AsyncResult<std::vector<R>> submit_chunks(const Fn& f, It first, std::size_t n, std::size_t chunksize) {
+    const std::size_t cs = chunksize != 0 ? chunksize : default_chunksize(n);
+    const std::size_t chunks = (n + cs - 1) / cs;
+    auto st = std::make_shared<detail::MapState<R>>(n, cs, chunks);
+    if (n == 0) {
+      if (!running()) throw detail::PoolNotRunning("mp::Pool is not running: it was closed or terminated");
+      st->set_value({});
+      return AsyncResult<std::vector<R>>(std::move(st));
+    }
+    std::size_t start = 0;
+    try {
+      for (; start < n; start += cs) {
+        const std::size_t count = std::min(cs, n - start);
+        detail::build_chunk<Star, Fn, T>(f, first, count, [&](std::size_t bytes, auto& enc) {
+          backend_.submit(bytes, enc, st, start);
+        });
+        std::ranges::advance(first, static_cast<std::iter_difference_t<It>>(count));
+      }
+    } catch (...) {
+      if (start == 0) throw;  // nothing went out: nothing to wait for
+      const auto e = std::current_exception();
+      for (; start < n; start += cs) st->on_error(start, e);  // let the sent chunks finish
+      std::rethrow_exception(e);
+    }
+    return AsyncResult<std::vector<R>>(std::move(st));
+  }
+
+  bool running() { return backend_.running(); }
+
+  template <bool Ordered, class F, class Rg>
+  auto make_imap(F&& f, Rg&& range, std::size_t chunksize) {
+    using Fn = std::decay_t<F>;
+    using T = std::ranges::range_value_t<Rg>;
+    detail::check_callable<Fn>();
+    detail::check_argument<T>();
+    using R = std::remove_cvref_t<detail::item_result_t<false, Fn, T>>;
+    detail::check_argument<R>();
+    if (!backend_.running()) throw detail::PoolNotRunning("mp::Pool is not running: it was closed or terminated");
+    std::size_t cs = chunksize;
+    if (cs == 0) {
+      if constexpr (std::ranges::sized_range<Rg>) {
+        cs = std::min<std::size_t>(detail::imap_max_default_chunk,
+                                   default_chunksize(static_cast<std::size_t>(std::ranges::size(range))));
+      } else {
+        cs = detail::imap_streaming_chunk;
+      }
+    }
+    auto view = std::views::all(std::forward<Rg>(range));
+    return detail::ImapRange<Backend, Fn, decltype(view)>(backend_, Fn(std::forward<F>(f)), std::move(view), cs,
+                                                          Ordered, 4 * std::size_t{size()});
+  }
+
+  Backend backend_;
+};
+
+/// The pool of forked worker processes.
+using Pool = basic_pool<detail::ForkBackend>;
+
+}  // namespace mp

@@ -1,0 +1,484 @@
+// Tests of mp::Pool: every method on edge-sized inputs, results of many
+// types, errors, initializer, maxtasksperchild, shutdown, worker death, leaks.
+#include <catch2/catch.hpp>
+
+#include <mp/pool.hpp>
+
+#include "fork_helpers.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <dirent.h>
+#include <map>
+#include <numeric>
+#include <ranges>
+#include <set>
+#include <string>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+int square(int x) { return x * x; }
+int add(int a, int b) { return a + b; }
+int identity(int x) { return x; }
+void nothing(int) {}
+int my_pid(int) { return static_cast<int>(::getpid()); }
+std::string repeat(std::string s, int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += s;
+  return out;
+}
+std::vector<std::map<std::string, std::vector<int>>> nested(int n) {
+  return {{{"a", std::vector<int>(static_cast<std::size_t>(n), n)}}, {{"b", {1, 2}}}};
+}
+struct Point {
+  double x = 0, y = 0;
+  std::string label;
+  template <class A>
+  void serialize(A& ar) { ar(x, y, label); }
+  bool operator==(const Point&) const = default;
+};
+Point make_point(int i) { return {i * 1.0, i * 2.0, "p" + std::to_string(i)}; }
+std::vector<char> big(int mib) { return std::vector<char>(static_cast<std::size_t>(mib) << 20, 'x'); }
+
+struct CustomError : std::exception {
+  const char* what() const noexcept override { return "custom failure"; }
+};
+int throw_kind(int k) {
+  switch (k) {
+    case 0: throw std::runtime_error("rt");
+    case 1: throw std::logic_error("lg");
+    case 2: throw std::invalid_argument("ia");
+    case 3: throw std::domain_error("dm");
+    case 4: throw std::length_error("le");
+    case 5: throw std::out_of_range("oor");
+    case 6: throw std::range_error("re");
+    case 7: throw std::overflow_error("of");
+    case 8: throw std::underflow_error("uf");
+    case 9: throw std::bad_alloc();
+    case 10: throw CustomError();
+    case 11: throw 42;
+    default: return k;
+  }
+}
+int fail_on(int x) {
+  if (x == 7 || x == 90) throw std::runtime_error("bad item " + std::to_string(x));
+  return x;
+}
+int sleepy(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return ms;
+}
+int suicide(int sig) {
+  ::raise(sig);
+  return 0;
+}
+
+int g_init_value = 0;
+void init_worker(int v, std::string s) { g_init_value = v + static_cast<int>(s.size()); }
+int read_init(int) { return g_init_value; }
+
+int count_within(std::array<int, 5> row, int lo, int hi) {
+  int c = 0;
+  for (int v : row) c += (lo <= v && v <= hi);
+  return c;
+}
+
+template <class Pool, class F>
+void check_sizes(Pool& pool, F f) {
+  // empty; one item; fewer than workers; chunksize 1; chunksize > input
+  for (int n : {0, 1, static_cast<int>(pool.size()) - 1, 50}) {
+    for (std::size_t cs : {std::size_t{0}, std::size_t{1}, std::size_t{1000}}) {
+      std::vector<int> in(static_cast<std::size_t>(std::max(n, 0)));
+      std::iota(in.begin(), in.end(), 0);
+      f(in, cs);
+    }
+  }
+}
+
+int count_children() {
+  // Our direct children (the spawner) and grandchildren (workers).
+  int n = 0;
+  DIR* d = ::opendir("/proc");
+  while (dirent* e = ::readdir(d)) {
+    const int pid = std::atoi(e->d_name);
+    if (pid <= 0) continue;
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE* f = std::fopen(path, "r");
+    if (!f) continue;
+    int ppid = 0;
+    char comm[256];
+    char state;
+    if (std::fscanf(f, "%*d %255s %c %d", comm, &state, &ppid) == 3 && ppid == ::getpid()) ++n;
+    std::fclose(f);
+  }
+  ::closedir(d);
+  return n;
+}
+
+int shm_entries() {
+  int n = 0;
+  DIR* d = ::opendir("/dev/shm");
+  if (!d) return 0;
+  while (::readdir(d)) ++n;
+  ::closedir(d);
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("Pool(0) and Pool(-1) throw invalid_argument; size() is the count", "[pool]") {
+  CHECK_THROWS_AS(mp::Pool(0), std::invalid_argument);
+  CHECK_THROWS_AS(mp::Pool(-1), std::invalid_argument);
+  mp::Pool p(3);
+  CHECK(p.size() == 3);
+  mp::PoolOptions o;
+  o.factor = 1.0;
+  mp::Pool q(o);
+  CHECK(q.size() == std::max(1u, mp::cpu_count()));
+}
+
+TEST_CASE("apply and apply_async: values, void, lambdas, functors", "[pool]") {
+  mp::Pool pool(2);
+  CHECK(pool.apply(add, 2, 3) == 5);
+  CHECK(pool.apply([](int a) { return a * 10; }, 4) == 40);
+  const int k = 7;
+  CHECK(pool.apply([k](int a) { return a + k; }, 1) == 8);
+  struct Mul {
+    int m;
+    int operator()(int a) const { return a * m; }
+  };
+  CHECK(pool.apply(Mul{6}, 7) == 42);
+  pool.apply(nothing, 1);
+  auto r = pool.apply_async(nothing, 2);
+  r.get();
+  CHECK(r.successful());
+  std::vector<mp::AsyncResult<int>> rs;
+  for (int i = 0; i < 100; ++i) rs.push_back(pool.apply_async(square, i));
+  for (int i = 0; i < 100; ++i) CHECK(rs[static_cast<std::size_t>(i)].get() == i * i);
+}
+
+TEST_CASE("results: strings, nested containers, user structs, 64 MiB", "[pool]") {
+  mp::Pool pool(2);
+  CHECK(pool.apply(repeat, std::string("ab"), 3) == "ababab");
+  CHECK(pool.apply(nested, 3) == nested(3));
+  CHECK(pool.apply(make_point, 5) == make_point(5));
+  auto pts = pool.map(make_point, std::views::iota(0, 100));
+  REQUIRE(pts.size() == 100);
+  CHECK(pts[42] == make_point(42));
+  auto strs = pool.starmap(repeat, std::vector<std::pair<std::string, int>>{{"x", 2}, {"yz", 1}});
+  CHECK(strs == std::vector<std::string>{"xx", "yz"});
+  auto b = pool.apply(big, 64);
+  CHECK(b.size() == (64u << 20));
+  CHECK(std::count(b.begin(), b.end(), 'x') == static_cast<long>(b.size()));
+  // and a big argument through the task channel
+  CHECK(pool.apply([](std::vector<char> v) { return v.size(); }, std::vector<char>(20u << 20, 'y')) == (20u << 20));
+}
+
+TEST_CASE("map, starmap, imap, imap_unordered on edge sizes and chunksizes", "[pool]") {
+  mp::Pool pool(3);
+  check_sizes(pool, [&](const std::vector<int>& in, std::size_t cs) {
+    std::vector<int> want;
+    for (int x : in) want.push_back(x * x);
+    CHECK(pool.map(square, in, cs) == want);
+    CHECK(pool.map_async(square, in, cs).get() == want);
+    std::vector<std::tuple<int, int>> pairs;
+    for (int x : in) pairs.emplace_back(x, x);
+    std::vector<int> sums;
+    for (int x : in) sums.push_back(2 * x);
+    CHECK(pool.starmap(add, pairs, cs) == sums);
+    CHECK(pool.starmap_async(add, pairs, cs).get() == sums);
+    std::vector<int> got;
+    for (int v : pool.imap(square, in, cs)) got.push_back(v);
+    CHECK(got == want);
+    got.clear();
+    for (int v : pool.imap_unordered(square, in, cs)) got.push_back(v);
+    std::sort(got.begin(), got.end());
+    CHECK(got == want);
+  });
+}
+
+TEST_CASE("map over unsized ranges, bool results, array rows", "[pool]") {
+  mp::Pool pool(2);
+  auto evens = std::views::iota(0, 1000) | std::views::filter([](int x) { return x % 2 == 0; });
+  auto r = pool.map(identity, evens);
+  REQUIRE(r.size() == 500);
+  CHECK(r[499] == 998);
+  auto odd = pool.map([](int x) { return x % 2 == 1; }, std::views::iota(0, 10));
+  CHECK(odd == std::vector<bool>{false, true, false, true, false, true, false, true, false, true});
+  std::vector<std::tuple<std::array<int, 5>, int, int>> rows{{{1, 4, 5, 9, 8}, 4, 8}, {{0, 0, 0, 0, 4}, 4, 8}};
+  CHECK(pool.starmap(count_within, rows) == std::vector<int>{3, 1});
+}
+
+TEST_CASE("100k small tasks through apply_async and map", "[pool]") {
+  mp::Pool pool(2);
+  std::vector<mp::AsyncResult<int>> rs;
+  rs.reserve(100'000);
+  for (int i = 0; i < 100'000; ++i) rs.push_back(pool.apply_async(identity, i));
+  long long sum = 0;
+  for (auto& r : rs) sum += r.get();
+  CHECK(sum == 100'000LL * 99'999 / 2);
+  auto m = pool.map(identity, std::views::iota(0, 100'000), 1);
+  CHECK(std::accumulate(m.begin(), m.end(), 0LL) == 100'000LL * 99'999 / 2);
+}
+
+TEST_CASE("standard exceptions keep type and what(); others become RemoteError", "[pool][errors]") {
+  mp::Pool pool(2);
+  CHECK_THROWS_MATCHES(pool.apply(throw_kind, 0), std::runtime_error, Catch::Message("rt"));
+  CHECK_THROWS_AS(pool.apply(throw_kind, 1), std::logic_error);
+  CHECK_THROWS_MATCHES(pool.apply(throw_kind, 2), std::invalid_argument, Catch::Message("ia"));
+  CHECK_THROWS_AS(pool.apply(throw_kind, 3), std::domain_error);
+  CHECK_THROWS_AS(pool.apply(throw_kind, 4), std::length_error);
+  CHECK_THROWS_MATCHES(pool.apply(throw_kind, 5), std::out_of_range, Catch::Message("oor"));
+  CHECK_THROWS_AS(pool.apply(throw_kind, 6), std::range_error);
+  CHECK_THROWS_AS(pool.apply(throw_kind, 7), std::overflow_error);
+  CHECK_THROWS_AS(pool.apply(throw_kind, 8), std::underflow_error);
+  CHECK_THROWS_AS(pool.apply(throw_kind, 9), std::bad_alloc);
+  try {
+    pool.apply(throw_kind, 10);
+    FAIL("no throw");
+  } catch (const mp::RemoteError& e) {
+    CHECK(std::string(e.what()) == "custom failure");
+    CHECK(e.type_name().find("CustomError") != std::string::npos);
+  }
+  try {
+    pool.apply(throw_kind, 11);
+    FAIL("no throw");
+  } catch (const mp::RemoteError& e) {
+    CHECK(e.type_name() == "int");
+  }
+  // the exact type, not merely a base: invalid_argument is not a plain logic_error
+  try {
+    pool.apply(throw_kind, 1);
+  } catch (const std::invalid_argument&) {
+    FAIL("logic_error came back as invalid_argument");
+  } catch (const std::logic_error& e) {
+    CHECK(std::string(e.what()) == "lg");
+  }
+  CHECK(pool.apply(throw_kind, 12) == 12);  // still usable
+}
+
+TEST_CASE("map fails with the first error in input order; the pool stays usable", "[pool][errors]") {
+  mp::Pool pool(2);
+  for (std::size_t cs : {std::size_t{1}, std::size_t{5}, std::size_t{0}}) {
+    CHECK_THROWS_MATCHES(pool.map(fail_on, std::views::iota(0, 100), cs), std::runtime_error,
+                         Catch::Message("bad item 7"));
+  }
+  CHECK(pool.starmap(add, std::vector<std::pair<int, int>>{}).empty());
+  CHECK(pool.map(square, std::vector<int>{3}) == std::vector<int>{9});
+  std::vector<int> got;
+  bool threw = false;
+  try {
+    for (int v : pool.imap(fail_on, std::views::iota(0, 20), 1)) got.push_back(v);
+  } catch (const std::runtime_error& e) {
+    threw = std::string(e.what()) == "bad item 7";
+  }
+  CHECK(threw);
+  CHECK(got == std::vector<int>{0, 1, 2, 3, 4, 5, 6});
+}
+
+TEST_CASE("an input range that throws: the same exception, the pool usable", "[pool][errors]") {
+  mp::Pool pool(2);
+  auto throwing = std::views::iota(0, 100) | std::views::transform([](int x) {
+                    if (x == 50) throw std::domain_error("input broke");
+                    return x;
+                  });
+  CHECK_THROWS_MATCHES(pool.map(identity, throwing), std::domain_error, Catch::Message("input broke"));
+  auto unsized = throwing | std::views::filter([](int) { return true; });
+  CHECK_THROWS_MATCHES(pool.map(identity, unsized), std::domain_error, Catch::Message("input broke"));
+  CHECK_THROWS_MATCHES(
+      [&] {
+        for (int v : pool.imap(identity, throwing, 4)) (void)v;
+      }(),
+      std::domain_error, Catch::Message("input broke"));
+  CHECK(pool.map(square, std::views::iota(0, 10))[9] == 81);
+}
+
+TEST_CASE("AsyncResult: get(timeout), wait(timeout), ready, successful, then", "[pool][async]") {
+  mp::Pool pool(2);
+  auto slow = pool.apply_async(sleepy, 300);
+  CHECK_FALSE(slow.ready());
+  CHECK_THROWS_AS(slow.successful(), std::logic_error);
+  CHECK_THROWS_AS(slow.get(10ms), mp::TimeoutError);
+  CHECK_FALSE(slow.wait(1ms));
+  slow.wait();
+  CHECK(slow.ready());
+  CHECK(slow.successful());
+  CHECK(slow.get(1s) == 300);
+
+  std::atomic<int> ok{0}, err{0};
+  std::vector<mp::AsyncResult<int>> rs;
+  for (int i = 0; i < 20; ++i) {
+    auto r = pool.apply_async(fail_on, i);
+    r.then([&](const int& v) { ok += v >= 0; }, [&](std::exception_ptr e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::runtime_error&) {
+        ++err;
+      }
+    });
+    rs.push_back(r);
+  }
+  for (auto& r : rs) r.wait();
+  std::this_thread::sleep_for(20ms);  // callbacks run on the result thread right after completion
+  CHECK(ok == 19);
+  CHECK(err == 1);
+  int now = 0;
+  rs[3].then([&](const int& v) { now = v; });  // already ready: runs here, at once
+  CHECK(now == 3);
+  auto m = pool.map_async(square, std::vector<int>{1, 2, 3});
+  std::atomic<int> total{0};
+  m.then([&](const std::vector<int>& v) { total = v[0] + v[1] + v[2]; });
+  m.wait();
+  std::this_thread::sleep_for(20ms);
+  CHECK(total == 14);
+}
+
+TEST_CASE("initializer with arguments runs once in each worker before its tasks", "[pool]") {
+  mp::PoolOptions o;
+  o.processes = 2;
+  o.initializer = mp::initializer(init_worker, 40, std::string("ab"));
+  mp::Pool pool(o);
+  auto r = pool.map(read_init, std::views::iota(0, 20), 1);
+  CHECK(std::all_of(r.begin(), r.end(), [](int v) { return v == 42; }));
+}
+
+TEST_CASE("maxtasksperchild replaces a worker after N tasks", "[pool]") {
+  mp::PoolOptions o;
+  o.processes = 2;
+  o.maxtasksperchild = 3;
+  mp::Pool pool(o);
+  auto pids = pool.map(my_pid, std::views::iota(0, 30), 1);
+  std::map<int, int> per_pid;
+  for (int p : pids) ++per_pid[p];
+  CHECK(per_pid.size() >= 10);
+  for (auto& [pid, n] : per_pid) CHECK(n <= 3);
+  CHECK(pool.apply(square, 5) == 25);
+}
+
+TEST_CASE("submitting to a closed or terminated pool throws logic_error", "[pool]") {
+  mp::Pool pool(2);
+  pool.close();
+  CHECK_THROWS_AS(pool.apply(square, 1), std::logic_error);
+  CHECK_THROWS_AS(pool.map(square, std::vector<int>{}), std::logic_error);
+  CHECK_THROWS_AS(pool.imap(square, std::vector<int>{1}), std::logic_error);
+  pool.join();
+  mp::Pool p2(2);
+  CHECK_THROWS_AS(p2.join(), std::logic_error);  // join before close, as Python
+  p2.terminate();
+  CHECK_THROWS_AS(p2.apply_async(square, 1), std::logic_error);
+}
+
+TEST_CASE("close + join with work pending runs it all", "[pool]") {
+  mp::Pool pool(2);
+  std::vector<mp::AsyncResult<int>> rs;
+  for (int i = 0; i < 2000; ++i) rs.push_back(pool.apply_async(identity, i));
+  auto slow = pool.apply_async(sleepy, 100);
+  pool.close();
+  pool.join();
+  CHECK(slow.ready());
+  for (int i = 0; i < 2000; ++i) CHECK(rs[static_cast<std::size_t>(i)].get() == i);
+}
+
+TEST_CASE("terminate with thousands queued returns promptly; futures fail", "[pool]") {
+  mp::Pool pool(2);
+  std::vector<mp::AsyncResult<int>> rs;
+  for (int i = 0; i < 5000; ++i) rs.push_back(pool.apply_async(sleepy, 5));
+  auto m = pool.map_async(sleepy, std::vector<int>(100, 5));
+  pool.terminate();
+  int failed = 0;
+  for (auto& r : rs) {
+    CHECK(r.wait(5s));
+    if (!r.successful()) ++failed;
+  }
+  CHECK(failed > 4000);
+  CHECK_THROWS_AS(m.get(5s), mp::ClosedError);
+  CHECK_THROWS_AS(rs.back().get(), mp::ClosedError);
+}
+
+TEST_CASE("imap is lazy, leaving early neither hangs nor reads the whole input", "[pool][imap]") {
+  mp::Pool pool(2);
+  std::atomic<long> read{0};
+  auto counted = std::views::iota(0, 100'000'000) | std::views::transform([&](int x) {
+                   ++read;
+                   return x;
+                 });
+  long seen = 0;
+  for (int v : pool.imap(identity, counted)) {
+    CHECK(v == seen);
+    if (++seen == 200'000) break;
+  }
+  CHECK(read < 200'000 + 8 * 4096 + 4096);
+  seen = 0;
+  for (int v : pool.imap_unordered(identity, counted, 100)) {
+    (void)v;
+    if (++seen == 1000) break;
+  }
+  CHECK(pool.apply(square, 3) == 9);
+}
+
+TEST_CASE("imap over 10^7 items keeps memory flat", "[pool][imap]") {
+  mp::Pool pool(2);
+  rusage before{};
+  ::getrusage(RUSAGE_SELF, &before);
+  long long sum = 0;
+  for (int v : pool.imap(identity, std::views::iota(0, 10'000'000))) sum += v;
+  CHECK(sum == 10'000'000LL * 9'999'999 / 2);
+  rusage after{};
+  ::getrusage(RUSAGE_SELF, &after);
+  CHECK(after.ru_maxrss - before.ru_maxrss < 64 * 1024);  // KiB: far below the 40 MB a list would take
+}
+
+TEST_CASE("a worker killed mid-task fails only that task with WorkerLostError", "[pool][robust]") {
+  mp::Pool pool(2);
+  std::vector<mp::AsyncResult<int>> before;
+  for (int i = 0; i < 10; ++i) before.push_back(pool.apply_async(sleepy, 20));
+  auto victim = pool.apply_async(suicide, SIGKILL);
+  std::vector<mp::AsyncResult<int>> after;
+  for (int i = 0; i < 10; ++i) after.push_back(pool.apply_async(sleepy, 20));
+  try {
+    victim.get(10s);
+    FAIL("no error");
+  } catch (const mp::WorkerLostError& e) {
+    CHECK(std::string(e.what()).find("SIGKILL") != std::string::npos);
+    CHECK(e.pid() > 0);
+  }
+  for (auto& r : before) CHECK(r.get(10s) == 20);
+  for (auto& r : after) CHECK(r.get(10s) == 20);
+  try {
+    pool.apply([](int code) { ::_exit(code); return 0; }, 3);
+    FAIL("no error");
+  } catch (const mp::WorkerLostError& e) {
+    CHECK(std::string(e.what()).find("exited with status 3") != std::string::npos);
+  }
+  CHECK(pool.map(square, std::views::iota(0, 100))[10] == 100);  // replaced, full strength
+}
+
+TEST_CASE("one pool reused for 1000 consecutive maps", "[pool]") {
+  mp::Pool pool(2);
+  std::vector<int> in(64);
+  std::iota(in.begin(), in.end(), 0);
+  long long total = 0;
+  for (int i = 0; i < 1000; ++i) total += pool.map(identity, in)[63];
+  CHECK(total == 63'000);
+}
+
+TEST_CASE("50 pools in sequence leak no process, fd or /dev/shm entry", "[pool][leak]") {
+  const int fds = mp_test::open_fd_count();
+  const int shm = shm_entries();
+  const int kids = count_children();
+  for (int i = 0; i < 50; ++i) {
+    mp::Pool pool(2);
+    CHECK(pool.apply(square, i) == i * i);
+    if (i % 2 == 1) pool.terminate();
+  }
+  CHECK(mp_test::open_fd_count() == fds);
+  CHECK(shm_entries() == shm);
+  CHECK(count_children() == kids);
+}
