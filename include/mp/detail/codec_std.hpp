@@ -1,0 +1,410 @@
+// mp/detail/codec_std.hpp - Codec<T> for built-in and standard-library types
+// (the wire format is the table in <mp/codec.hpp>).
+#pragma once
+
+#include <mp/detail/codec_traits.hpp>
+#include <mp/detail/function_id.hpp>
+
+#include <algorithm>
+#include <exception>
+#include <stdexcept>
+
+namespace mp::detail {
+
+// GCC 12 at -O3 sees the size computations of std::vector and warns about
+// impossible huge bounds (-Wstringop-overflow, -Wrestrict); n is always a
+// real size here.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
+#pragma GCC diagnostic ignored "-Wrestrict"
+/// memcpy that accepts n == 0 with null pointers.
+inline void copy_bytes(void* dst, const void* src, std::size_t n) noexcept {
+  if (n != 0) std::memcpy(dst, src, n);
+}
+#pragma GCC diagnostic pop
+
+inline std::byte* write_length(std::byte* out, std::size_t n) noexcept {
+  const auto len = static_cast<wire_length>(n);
+  std::memcpy(out, &len, sizeof len);
+  return out + sizeof len;
+}
+
+/// How many elements to reserve for a declared count n: never more than the
+/// bytes left could hold.
+template <class E>
+std::size_t bounded_reserve(std::size_t n, const Reader& r) noexcept {
+  constexpr std::size_t m = Codec<E>::min == 0 ? 1 : Codec<E>::min;
+  return std::min(n, r.remaining() / m);
+}
+
+// --- element-wise helpers shared by containers ------------------------------
+template <class E, class C>
+std::size_t elements_size(const C& c) {
+  if constexpr (Codec<E>::fixed != variable_size) {
+    return sizeof(wire_length) + c.size() * Codec<E>::fixed;
+  } else {
+    std::size_t n = sizeof(wire_length);
+    for (const E& e : c) n += Codec<E>::size(e);
+    return n;
+  }
+}
+
+template <class E, class C>
+std::byte* encode_elements(std::byte* out, const C& c) {
+  out = write_length(out, c.size());
+  if constexpr (Codec<E>::bitwise && requires { c.data(); }) {
+    const std::size_t n = c.size() * sizeof(E);
+    copy_bytes(out, c.data(), n);
+    return out + n;
+  } else {
+    for (const E& e : c) out = Codec<E>::encode(out, e);  // const E& also converts vector<bool>'s proxy
+    return out;
+  }
+}
+
+template <class C, class E = typename C::value_type>
+C decode_sequence(Reader& r) {
+  const std::size_t n = r.read_length(Codec<E>::min);
+  C c;
+  if constexpr (requires { c.reserve(n); }) c.reserve(bounded_reserve<E>(n, r));
+  if constexpr (requires(E& e) { Codec<E>::decode_into(r, e); } && std::is_default_constructible_v<E>) {
+    for (std::size_t i = 0; i < n; ++i) Codec<E>::decode_into(r, c.emplace_back());
+  } else {
+    for (std::size_t i = 0; i < n; ++i) c.push_back(Codec<E>::decode(r));
+  }
+  return c;
+}
+
+template <class E>
+inline constexpr bool byte_like = std::is_same_v<E, char> || std::is_same_v<E, unsigned char> ||
+                                  std::is_same_v<E, std::byte>;
+
+// --- scalars ----------------------------------------------------------------
+template <class T>
+struct Codec<T, Kind::bitwise> {
+  static constexpr bool sendable = true, bitwise = true;
+  static constexpr std::size_t fixed = sizeof(T), min = sizeof(T);
+  static constexpr std::size_t size(const T&) noexcept { return sizeof(T); }
+  static std::byte* encode(std::byte* out, const T& v) noexcept {
+    std::memcpy(out, std::addressof(v), sizeof(T));
+    return out + sizeof(T);
+  }
+  static auto decode(Reader& r) { return r.read_raw<T>(); }  // auto: T may be a C array
+};
+
+template <class T>
+struct Codec<T, Kind::boolean> {
+  static constexpr bool sendable = true, bitwise = false;
+  static constexpr std::size_t fixed = 1, min = 1;
+  static constexpr std::size_t size(const T&) noexcept { return 1; }
+  static std::byte* encode(std::byte* out, const T& v) noexcept {
+    *out = static_cast<std::byte>(v ? 1 : 0);
+    return out + 1;
+  }
+  static T decode(Reader& r) {
+    const auto b = std::to_integer<unsigned>(*r.take(1));
+    if (b > 1) Reader::fail_at("a bool byte is neither 0 nor 1", r.position() - 1);
+    return b == 1;
+  }
+};
+
+template <class T>
+struct Codec<T, Kind::function_pointer> {
+  static constexpr bool sendable = true, bitwise = false;
+  static constexpr std::size_t fixed = 16, min = 16;
+  static constexpr std::size_t size(const T&) noexcept { return 16; }
+  static std::byte* encode(std::byte* out, const T& v) {
+    const FunctionId id = function_id(std::bit_cast<const void*>(v));
+    std::memcpy(out, &id.module, 8);
+    std::memcpy(out + 8, &id.offset, 8);
+    return out + 16;
+  }
+  static T decode(Reader& r) {
+    const FunctionId id{r.read_raw<std::uint64_t>(), r.read_raw<std::uint64_t>()};  // braces: in order
+    return std::bit_cast<T>(resolve_function(id));
+  }
+};
+
+template <class T>
+struct Codec<T, Kind::monostate> {
+  static constexpr bool sendable = true, bitwise = false;
+  static constexpr std::size_t fixed = 0, min = 0;
+  static constexpr std::size_t size(const T&) noexcept { return 0; }
+  static std::byte* encode(std::byte* out, const T&) noexcept { return out; }
+  static T decode(Reader&) noexcept { return T{}; }
+};
+
+// --- containers -------------------------------------------------------------
+template <class C>
+struct Codec<C, Kind::contiguous> {
+  using E = typename C::value_type;
+  static constexpr bool sendable = Codec<E>::sendable, bitwise = false;
+  static constexpr std::size_t fixed = variable_size, min = sizeof(wire_length);
+  static std::size_t size(const C& c) { return elements_size<E>(c); }
+  static std::byte* encode(std::byte* out, const C& c) { return encode_elements<E>(out, c); }
+  static C decode(Reader& r) {
+    if constexpr (Codec<E>::bitwise && std::is_default_constructible_v<E>) {
+      C c;
+      decode_into(r, c);
+      return c;
+    } else {
+      return decode_sequence<C>(r);
+    }
+  }
+  /// Decodes into c (replacing its contents): lets a vector<string> build its
+  /// strings in place, with one copy each.
+  static void decode_into(Reader& r, C& c)
+    requires(Codec<E>::bitwise && std::is_default_constructible_v<E>)
+  {
+    const std::size_t n = r.read_length(sizeof(E));
+    const std::byte* src = r.take(n * sizeof(E));
+    if constexpr (byte_like<E> && requires { c.assign(static_cast<const E*>(nullptr), n); }) {
+      c.assign(reinterpret_cast<const E*>(src), n);  // basic_string: one copy
+    } else if constexpr (byte_like<E>) {
+      const auto* p = reinterpret_cast<const E*>(src);
+      c.assign(p, p + n);
+    } else {
+      c.resize(n);
+      copy_bytes(c.data(), src, n * sizeof(E));
+    }
+  }
+};
+
+template <class C>
+struct Codec<C, Kind::sequence> {
+  using E = typename C::value_type;
+  static constexpr bool sendable = Codec<E>::sendable, bitwise = false;
+  static constexpr std::size_t fixed = variable_size, min = sizeof(wire_length);
+  static std::size_t size(const C& c) { return elements_size<E>(c); }
+  static std::byte* encode(std::byte* out, const C& c) { return encode_elements<E>(out, c); }
+  static C decode(Reader& r) { return decode_sequence<C>(r); }
+};
+
+template <class C>
+struct Codec<C, Kind::set> {
+  using E = typename C::key_type;
+  static constexpr bool sendable = Codec<E>::sendable, bitwise = false;
+  static constexpr std::size_t fixed = variable_size, min = sizeof(wire_length);
+  static std::size_t size(const C& c) { return elements_size<E>(c); }
+  static std::byte* encode(std::byte* out, const C& c) { return encode_elements<E>(out, c); }
+  static C decode(Reader& r) {
+    const std::size_t n = r.read_length(Codec<E>::min);
+    C c;
+    if constexpr (requires { c.reserve(n); }) c.reserve(bounded_reserve<E>(n, r));
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t at = r.position();
+      c.emplace_hint(c.end(), Codec<E>::decode(r));
+      if (c.size() != i + 1) Reader::fail_at("a set holds the same key twice", at);
+    }
+    return c;
+  }
+};
+
+template <class C>
+struct Codec<C, Kind::map> {
+  using K = typename C::key_type;
+  using V = typename C::mapped_type;
+  using KC = Codec<K>;
+  using VC = Codec<V>;
+  static constexpr bool sendable = KC::sendable && VC::sendable, bitwise = false;
+  static constexpr std::size_t fixed = variable_size, min = sizeof(wire_length);
+  static std::size_t size(const C& c) {
+    if constexpr (KC::fixed != variable_size && VC::fixed != variable_size) {
+      return sizeof(wire_length) + c.size() * (KC::fixed + VC::fixed);
+    } else {
+      std::size_t n = sizeof(wire_length);
+      for (const auto& kv : c) n += KC::size(kv.first) + VC::size(kv.second);
+      return n;
+    }
+  }
+  static std::byte* encode(std::byte* out, const C& c) {
+    out = write_length(out, c.size());
+    for (const auto& kv : c) out = VC::encode(KC::encode(out, kv.first), kv.second);
+    return out;
+  }
+  static C decode(Reader& r) {
+    const std::size_t n = r.read_length(KC::min + VC::min);
+    C c;
+    if constexpr (requires { c.reserve(n); }) c.reserve(std::min(n, r.remaining() / std::max<std::size_t>(1, KC::min + VC::min)));
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t at = r.position();
+      K k = KC::decode(r);
+      V v = VC::decode(r);
+      c.emplace_hint(c.end(), std::move(k), std::move(v));
+      if (c.size() != i + 1) Reader::fail_at("a map holds the same key twice", at);
+    }
+    return c;
+  }
+};
+
+template <class A>
+struct Codec<A, Kind::array> {
+  using E = typename A::value_type;
+  static constexpr std::size_t N = std::tuple_size_v<A>;
+  static constexpr bool sendable = Codec<E>::sendable && (Codec<E>::bitwise || std::is_default_constructible_v<E>);
+  static constexpr bool bitwise = N != 0 && Codec<E>::bitwise && sizeof(A) == N * sizeof(E);
+  static constexpr std::size_t fixed = Codec<E>::fixed == variable_size ? variable_size : N * Codec<E>::fixed;
+  static constexpr std::size_t min = N * Codec<E>::min;
+  static std::size_t size(const A& a) {
+    if constexpr (fixed != variable_size) {
+      return fixed;
+    } else {
+      std::size_t n = 0;
+      for (const E& e : a) n += Codec<E>::size(e);
+      return n;
+    }
+  }
+  static std::byte* encode(std::byte* out, const A& a) {
+    if constexpr (bitwise) {
+      std::memcpy(out, a.data(), sizeof(A));
+      return out + sizeof(A);
+    } else {
+      for (const E& e : a) out = Codec<E>::encode(out, e);
+      return out;
+    }
+  }
+  static A decode(Reader& r) {
+    if constexpr (bitwise) {
+      return r.read_raw<A>();
+    } else {
+      A a{};
+      for (E& e : a) e = Codec<E>::decode(r);
+      return a;
+    }
+  }
+};
+
+// --- sum and product types --------------------------------------------------
+template <class T, class... Es>
+struct TupleCodec {
+  static constexpr bool sendable = (Codec<std::remove_cv_t<Es>>::sendable && ...), bitwise = false;
+  static constexpr std::size_t fixed = ((Codec<std::remove_cv_t<Es>>::fixed != variable_size) && ...)
+                                           ? (Codec<std::remove_cv_t<Es>>::fixed + ... + 0)
+                                           : variable_size;
+  static constexpr std::size_t min = (Codec<std::remove_cv_t<Es>>::min + ... + 0);
+  static std::size_t size(const T& t) {
+    return std::apply([](const auto&... es) { return (detail::encoded_size(es) + ... + std::size_t{0}); }, t);
+  }
+  static std::byte* encode(std::byte* out, const T& t) {
+    std::apply([&out](const auto&... es) { ((out = detail::encode_to(out, es)), ...); }, t);
+    return out;
+  }
+  static T decode([[maybe_unused]] Reader& r) {
+    return T{Codec<std::remove_cv_t<Es>>::decode(r)...};  // a braced list is evaluated left to right
+  }
+};
+
+template <class A, class B>
+struct Codec<std::pair<A, B>, Kind::tuple_like> : TupleCodec<std::pair<A, B>, A, B> {};
+template <class... Es>
+struct Codec<std::tuple<Es...>, Kind::tuple_like> : TupleCodec<std::tuple<Es...>, Es...> {};
+
+template <class T>
+struct Codec<T, Kind::optional> {
+  using E = typename T::value_type;
+  static constexpr bool sendable = Codec<E>::sendable, bitwise = false;
+  static constexpr std::size_t fixed = variable_size, min = 1;
+  static std::size_t size(const T& v) { return 1 + (v ? detail::encoded_size(*v) : 0); }
+  static std::byte* encode(std::byte* out, const T& v) {
+    *out = static_cast<std::byte>(v ? 1 : 0);
+    return v ? Codec<E>::encode(out + 1, *v) : out + 1;
+  }
+  static T decode(Reader& r) {
+    const auto flag = std::to_integer<unsigned>(*r.take(1));
+    if (flag == 0) return T{};
+    if (flag != 1) Reader::fail_at("an optional's flag is neither 0 nor 1", r.position() - 1);
+    return T(std::in_place, Codec<E>::decode(r));
+  }
+};
+
+template <class... Es>
+struct Codec<std::variant<Es...>, Kind::variant> {
+  using V = std::variant<Es...>;
+  using index_type = std::conditional_t<(sizeof...(Es) < 256), std::uint8_t, std::uint32_t>;
+  static constexpr bool sendable = (Codec<std::remove_cv_t<Es>>::sendable && ...), bitwise = false;
+  static constexpr std::size_t fixed = variable_size;
+  static constexpr std::size_t min = sizeof(index_type) + std::min({Codec<std::remove_cv_t<Es>>::min...});
+  static std::size_t size(const V& v) {
+    if (v.valueless_by_exception()) {
+      throw std::invalid_argument("mp cannot encode a std::variant that is valueless by exception.");
+    }
+    return sizeof(index_type) + std::visit([](const auto& e) { return detail::encoded_size(e); }, v);
+  }
+  static std::byte* encode(std::byte* out, const V& v) {
+    const auto i = static_cast<index_type>(v.index());
+    std::memcpy(out, &i, sizeof i);
+    return std::visit([out](const auto& e) { return detail::encode_to(out + sizeof(index_type), e); }, v);
+  }
+  template <std::size_t I>
+  static V decode_alternative(Reader& r) {
+    return V(std::in_place_index<I>, Codec<std::remove_cv_t<std::variant_alternative_t<I, V>>>::decode(r));
+  }
+  template <std::size_t... I>
+  static constexpr auto decoders(std::index_sequence<I...>) {
+    return std::array<V (*)(Reader&), sizeof...(I)>{&decode_alternative<I>...};
+  }
+  static V decode(Reader& r) {
+    static constexpr auto table = decoders(std::index_sequence_for<Es...>{});
+    const auto i = r.read_raw<index_type>();
+    if (i >= sizeof...(Es)) Reader::fail_at("a variant's index is out of range", r.position() - sizeof(index_type));
+    return table[i](r);
+  }
+};
+
+// --- encode-only views and rejected types -----------------------------------
+template <class C>
+struct Codec<C, Kind::view> {
+  using E = std::remove_cv_t<typename C::value_type>;
+  static constexpr bool sendable = false, bitwise = false;
+  static constexpr std::size_t fixed = variable_size, min = sizeof(wire_length);
+  static std::size_t size(const C& c) { return elements_size<E>(c); }
+  static std::byte* encode(std::byte* out, const C& c) { return encode_elements<E>(out, c); }
+  static C decode(Reader&) {
+    static_assert(always_false<C>,
+                  "mp cannot decode into a std::span or std::string_view, which would point into the message: "
+                  "decode a std::vector or std::string (same wire format) instead, or use Reader::read_view().");
+    return C{};
+  }
+};
+
+struct RejectPointer {
+  template <class T>
+  static void reject() {
+    static_assert(always_false<T>,
+                  "mp cannot encode a pointer (raw, member or smart): it would not point to the same object in "
+                  "another process; send the pointed-to value (or a std::optional of it) or an index instead. "
+                  "Only function pointers are encoded, as module-relative ids.");
+  }
+};
+
+struct RejectUnsupported {
+  template <class T>
+  static void reject() {
+    static_assert(always_false<T>,
+                  "mp cannot encode this type: it is not trivially copyable and has no serialize member. To send "
+                  "it, add `template <class Archive> void serialize(Archive& ar) { ar(member1, member2); }` to it, "
+                  "or specialise mp::codec<T> for it (see <mp/codec.hpp>).");
+  }
+};
+
+/// A type mp rejects: sendable is false, and any use fails to compile through
+/// Why::reject<T>'s static_assert, whose message says how to opt in.
+template <class T, class Why>
+struct RejectedCodec {
+  static constexpr bool sendable = false, bitwise = false;
+  static constexpr std::size_t fixed = variable_size, min = 0;
+  static std::size_t size(const T&) { return Why::template reject<T>(), 0; }
+  static std::byte* encode(std::byte* out, const T&) { return Why::template reject<T>(), out; }
+  using result = std::conditional_t<std::is_array_v<T> || std::is_abstract_v<T>, void, T>;
+  [[noreturn]] static result decode(Reader&) {
+    Why::template reject<T>();
+    std::terminate();
+  }
+};
+
+template <class T>
+struct Codec<T, Kind::pointer> : RejectedCodec<T, RejectPointer> {};
+template <class T>
+struct Codec<T, Kind::unsupported> : RejectedCodec<T, RejectUnsupported> {};
+
+}  // namespace mp::detail
