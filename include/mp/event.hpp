@@ -6,9 +6,10 @@
 // handle refer to the same event. An Event has no owner, so a dying process
 // cannot leave it in a bad state.
 //
-// wait() spins briefly (a set() from another core is usually seen within a
-// few microseconds) and then sleeps on a futex; set() makes the futex call
-// only when someone sleeps.
+// wait() spins for up to 2 µs (MP_EVENT_SPIN_NS) when the process may run on
+// more than one CPU -- a set() from another core is then seen in about a
+// microsecond, where a futex wake costs tens on a VM -- and then sleeps on a
+// futex; set() makes the futex call only when someone sleeps.
 //
 //   layout (after the 64-byte SegmentHeader):
 //   +------------------------------------------+
@@ -17,12 +18,18 @@
 //   +------------------------------------------+
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <sched.h>
 
 #include <mp/detail/futex.hpp>
 #include <mp/detail/shared_object.hpp>
+
+#ifndef MP_EVENT_SPIN_NS
+#define MP_EVENT_SPIN_NS 2000
+#endif
 
 namespace mp {
 namespace detail {
@@ -40,8 +47,9 @@ inline constexpr std::uint64_t event_magic = 0x6d702d4576656e31;  // "mp-Even1"
 /// wait() blocks while it is down.
 class Event {
 public:
-  /// Spin iterations wait() tries before it sleeps (about 2-5 µs).
-  static constexpr int spin_iterations = 2000;
+  /// How long wait() spins before it sleeps: a set() from another core is
+  /// usually seen within a microsecond, while a futex wake there costs tens.
+  static constexpr std::chrono::nanoseconds spin_time{MP_EVENT_SPIN_NS};
 
   /// Creates a cleared event in a new shared segment. Throws mp::Error if
   /// shared memory cannot be mapped.
@@ -73,10 +81,16 @@ public:
 private:
   bool wait_until(detail::Clock::time_point deadline) {
     detail::EventLayout& l = *s_;
-    for (int i = 0; i < spin_iterations; ++i) {
-      if (is_set()) return true;
-      detail::cpu_relax();
-    }
+    if (is_set()) return true;
+    // Spinning helps only if the setter can run on another CPU meanwhile.
+    const auto spin = may_run_elsewhere() ? spin_time : spin_time.zero();
+    const auto spin_until = std::min(deadline, detail::Clock::now() + spin);
+    do {
+      for (int i = 0; i < 16; ++i) {
+        if (is_set()) return true;
+        detail::cpu_relax();
+      }
+    } while (detail::Clock::now() < spin_until);
     for (;;) {
       l.waiters.fetch_add(1);
       bool in_time = l.flag.load() != 0 || detail::futex_wait(l.flag, 0, deadline);
@@ -84,6 +98,12 @@ private:
       if (is_set()) return true;
       if (!in_time) return false;
     }
+  }
+
+  /// Whether this process may run on more than one CPU (a syscall, ~0.1 µs).
+  static bool may_run_elsewhere() noexcept {
+    cpu_set_t set;
+    return ::sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) > 1;
   }
 
   detail::SharedObject<detail::EventLayout> s_;

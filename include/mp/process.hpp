@@ -200,8 +200,10 @@ public:
     identity_ = rt.identity;
     identity_.push_back(++rt.counter);
     state_->name = "Process";
-    for (std::size_t i = 0; i < identity_.size(); ++i)
-      state_->name += (i == 0 ? "-" : ":") + std::to_string(identity_[i]);
+    for (std::size_t i = 0; i < identity_.size(); ++i) {
+      state_->name.push_back(i == 0 ? '-' : ':');
+      state_->name.append(std::to_string(identity_[i]));
+    }
   }
 
   Process(Process&&) noexcept = default;
