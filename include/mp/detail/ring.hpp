@@ -267,10 +267,12 @@ private:
 
   // -- writer internals --
 
+  /// Whether [pos, pos + need) is free. cached_tail_ may be any number of
+  /// laps behind (another producer process wrote since), hence no cap - used.
   bool has_free(std::uint64_t pos, std::uint64_t need) noexcept {
-    if (cap_ - (pos - cached_tail_) >= need) return true;
+    if (pos - cached_tail_ + need <= cap_) return true;
     cached_tail_ = h_->tail.load(std::memory_order_acquire);
-    return cap_ - (pos - cached_tail_) >= need;
+    return pos - cached_tail_ + need <= cap_;
   }
 
   bool wait_free(std::uint64_t pos, std::uint64_t need, Clock::time_point deadline) {
