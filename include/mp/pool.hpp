@@ -64,8 +64,10 @@ Initializer initializer(F&& f, Args&&... args) {
 struct PoolOptions {
   /// Worker processes; 0 means max(1, round(cpu_count() * factor)).
   unsigned processes = 0;
-  /// Workers per usable CPU when processes == 0 (see the README for why 1.0).
-  double factor = 1.0;
+  /// Workers per usable CPU when processes == 0. 1.5 by measurement (README:
+  /// the row-counting map is flat across 1.0-2.0, a CPU-bound map was 13%
+  /// faster at 1.5 than at 1.0 and within 6% of 2.0 with fewer processes).
+  double factor = 1.5;
   /// Tasks (a map chunk counts as one) a worker runs before it is replaced;
   /// 0 = never.
   unsigned maxtasksperchild = 0;

@@ -1,0 +1,157 @@
+// bench/bench_pool.cpp - the Pool targets, one benchmark per row.
+// Python's multiprocessing peer: bench/python_pool.py prints the same rows.
+//
+//   cmake --preset release && cmake --build build/release --target bench_pool -j2
+//   build/release/bench/bench_pool --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   python3 bench/python_pool.py
+#include <benchmark/benchmark.h>
+
+#include <mp/pool.hpp>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <dirent.h>
+#include <random>
+#include <string>
+#include <thread>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+int identity(int x) { return x; }
+
+using Row = std::array<int, 5>;
+int count_row(Row row) {
+  int c = 0;
+  for (int v : row) c += (4 <= v && v <= 8) ? 1 : 0;
+  return c;
+}
+
+mp::Pool& shared_pool() {
+  static mp::Pool pool(2);
+  return pool;
+}
+
+// apply_async of a trivial task, 2 workers: tasks/s (target >= 1 M/s).
+void BM_apply_async_throughput(benchmark::State& state) {
+  auto& pool = shared_pool();
+  const int n = 200'000;
+  std::vector<mp::AsyncResult<int>> rs;
+  rs.reserve(n);
+  for (auto _ : state) {
+    rs.clear();
+    for (int i = 0; i < n; ++i) rs.push_back(pool.apply_async(identity, i));
+    for (auto& r : rs) benchmark::DoNotOptimize(r.get());
+  }
+  state.counters["tasks_per_s"] = benchmark::Counter(static_cast<double>(n) * static_cast<double>(state.iterations()),
+                                                     benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_apply_async_throughput)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Synchronous apply round trip, unpinned: median us (target <= 20 us).
+void BM_apply_round_trip(benchmark::State& state) {
+  auto& pool = shared_pool();
+  std::vector<double> us;
+  for (auto _ : state) {
+    const auto t = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(pool.apply(identity, 1));
+    us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t).count());
+  }
+  std::nth_element(us.begin(), us.begin() + static_cast<long>(us.size() / 2), us.end());
+  state.counters["median_us"] = us[us.size() / 2];
+}
+BENCHMARK(BM_apply_round_trip)->Unit(benchmark::kMicrosecond)->UseRealTime()->Iterations(20'000);
+
+// map of 10^7 ints with results: items/s (target >= 100 M/s).
+void BM_map_1e7(benchmark::State& state) {
+  auto& pool = shared_pool();
+  std::vector<int> in(10'000'000);
+  for (int i = 0; i < static_cast<int>(in.size()); ++i) in[static_cast<std::size_t>(i)] = i;
+  for (auto _ : state) benchmark::DoNotOptimize(pool.map(identity, in));
+  state.counters["items_per_s"] = benchmark::Counter(1e7 * static_cast<double>(state.iterations()),
+                                                     benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_map_1e7)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Row-counting map, 200,000 rows (target <= 5 ms).
+void BM_rowcount_map(benchmark::State& state) {
+  auto& pool = shared_pool();
+  std::mt19937 gen(100);
+  std::uniform_int_distribution<int> dist(0, 9);
+  std::vector<Row> data(200'000);
+  for (auto& r : data)
+    for (int& v : r) v = dist(gen);
+  for (auto _ : state) benchmark::DoNotOptimize(pool.map(count_row, data));
+}
+BENCHMARK(BM_rowcount_map)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// A pool of 2, created and torn down (target <= 2 ms).
+void BM_pool_create_teardown(benchmark::State& state) {
+  for (auto _ : state) {
+    mp::Pool pool(2);
+    benchmark::DoNotOptimize(pool.size());
+  }
+}
+BENCHMARK(BM_pool_create_teardown)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+/// CPU ticks (utime + stime) of this process's descendants, from /proc.
+long descendant_ticks(pid_t root) {
+  std::vector<std::pair<pid_t, pid_t>> procs;  // pid, ppid
+  std::vector<long> ticks;
+  DIR* d = ::opendir("/proc");
+  while (dirent* e = ::readdir(d)) {
+    const int pid = std::atoi(e->d_name);
+    if (pid <= 0) continue;
+    std::FILE* f = std::fopen(("/proc/" + std::string(e->d_name) + "/stat").c_str(), "r");
+    if (!f) continue;
+    int ppid = 0;
+    long ut = 0, st = 0;
+    if (std::fscanf(f, "%*d %*s %*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &ppid, &ut, &st) == 3) {
+      procs.emplace_back(pid, ppid);
+      ticks.push_back(ut + st);
+    }
+    std::fclose(f);
+  }
+  ::closedir(d);
+  long total = 0;
+  std::vector<pid_t> family{root};
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (auto& [pid, ppid] : procs)
+      if (std::count(family.begin(), family.end(), ppid) && !std::count(family.begin(), family.end(), pid)) {
+        family.push_back(pid);
+        grew = true;
+      }
+  }
+  for (std::size_t i = 0; i < procs.size(); ++i)
+    if (std::count(family.begin() + 1, family.end(), procs[i].first)) total += ticks[i];
+  return total;
+}
+
+// Idle pool: CPU used by its processes over 1 s of idleness (target 0%).
+void BM_idle_pool_cpu(benchmark::State& state) {
+  for (auto _ : state) {
+    mp::Pool pool(2);
+    pool.apply(identity, 1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // past every spin
+    const long t0 = descendant_ticks(::getpid());
+    rusage r0{}, r1{};
+    ::getrusage(RUSAGE_SELF, &r0);
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    const long t1 = descendant_ticks(::getpid());
+    ::getrusage(RUSAGE_SELF, &r1);
+    auto us = [](const rusage& r) {
+      return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1e6 +
+             static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec);
+    };
+    state.counters["parent_cpu_pct"] = (us(r1) - us(r0)) / 1e4;
+    state.counters["worker_cpu_pct"] = static_cast<double>(t1 - t0) * 100.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  }
+}
+BENCHMARK(BM_idle_pool_cpu)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+
+}  // namespace
