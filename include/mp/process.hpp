@@ -134,7 +134,7 @@ struct Target final : TargetBase {
   std::tuple<A...> args;
 };
 
-inline std::string demangle(const char* name) {
+inline std::string demangled_type_name(const char* name) {
   int status = 0;
   std::unique_ptr<char, void (*)(void*)> p(abi::__cxa_demangle(name, nullptr, nullptr, &status), std::free);
   return status == 0 && p ? std::string(p.get()) : std::string(name);
@@ -148,10 +148,10 @@ inline void report_exception(const std::string& name) noexcept {
     try {
       throw;
     } catch (const std::exception& e) {
-      type = demangle(typeid(e).name());
+      type = demangled_type_name(typeid(e).name());
       what = e.what();
     } catch (...) {
-      if (const std::type_info* t = abi::__cxa_current_exception_type()) type = demangle(t->name());
+      if (const std::type_info* t = abi::__cxa_current_exception_type()) type = demangled_type_name(t->name());
     }
     std::fprintf(stderr, "Process %s: %s: %s\n", name.c_str(), type.c_str(), what.c_str());
   } catch (...) {
