@@ -74,6 +74,7 @@ struct QueueState {
   QueueHeader* hdr = nullptr;
   Ring writer;  ///< used under the producer lock only
   Ring reader;  ///< used under the consumer lock only
+  ReadCursor cursor;  ///< reassembly buffer, used under the consumer lock only (reset per get)
   std::atomic<bool> closed{false};
   std::string name;
 
@@ -248,7 +249,8 @@ private:
         detail::LockStatus::busy)
       throw Empty("mp::Queue::get: the queue is empty (another consumer holds it)");
     detail::UnlockAtExit unlock{lock};
-    detail::ReadCursor cur;
+    detail::ReadCursor& cur = s_->cursor;
+    cur.reset();  // a fresh start: fragments of a message begun by a dead consumer are orphans
     std::optional<T> out;
     auto on_msg = [&](std::span<const std::byte> m) { out.emplace(loads<T>(m)); };
     detail::Clock::time_point until = deadline;

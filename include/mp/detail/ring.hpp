@@ -36,6 +36,7 @@ namespace mp::detail {
 
 /// A reader's reassembly state for fragmented messages (process-local).
 struct ReadCursor {
+  static constexpr std::size_t keep_bytes = std::size_t{64} << 20;
   std::vector<std::byte> buf;
   std::uint64_t total = 0;
   bool in_message = false;  ///< FIRST consumed, LAST not yet
@@ -43,8 +44,8 @@ struct ReadCursor {
   void reset() noexcept {
     in_message = false;
     total = 0;
-    if (buf.capacity() > (std::size_t{1} << 20)) std::vector<std::byte>().swap(buf);
-    else buf.clear();
+    if (buf.capacity() > keep_bytes) std::vector<std::byte>().swap(buf);
+    else buf.clear();  // keep a moderate buffer: no allocation and page faults per message
   }
 };
 
@@ -129,9 +130,15 @@ public:
   bool write(std::size_t n, Enc&& enc, Clock::time_point deadline = Clock::time_point::max()) {
     if (!flush_pending_abort(deadline)) return false;
     if (n <= max_whole()) return write_whole(n, enc, deadline);
-    std::vector<std::byte> tmp(n);
-    enc(tmp.data());
-    return write_fragments(tmp, deadline);
+    struct Release {  // keep a moderate scratch buffer for the next big message
+      std::vector<std::byte>& v;
+      ~Release() {
+        if (v.capacity() > ReadCursor::keep_bytes) std::vector<std::byte>().swap(v);
+      }
+    } release{scratch_};
+    scratch_.resize(n);
+    enc(scratch_.data());
+    return write_fragments(std::span<const std::byte>(scratch_.data(), n), deadline);
   }
 
   /// Writes already-encoded bytes as one message (as write()).
@@ -160,7 +167,6 @@ public:
   void repair_writer() {
     if (h_->head.load(std::memory_order_relaxed) == h_->w_commit_head.load(std::memory_order_relaxed))
       h_->written.store(h_->w_commit_written.load(std::memory_order_relaxed), std::memory_order_release);
-    h_->space_waiters.store(0, std::memory_order_relaxed);  // the dead writer was the only one who could sleep there
     flush_pending_abort(Clock::now());
   }
 
@@ -237,7 +243,6 @@ public:
   void repair_reader() noexcept {
     if (h_->tail.load(std::memory_order_relaxed) == h_->r_commit_tail.load(std::memory_order_relaxed))
       h_->read.store(h_->r_commit_read.load(std::memory_order_relaxed), std::memory_order_release);
-    h_->data_waiters.store(0, std::memory_order_relaxed);  // the dead reader was the only sleeper
   }
 
 private:
@@ -287,12 +292,11 @@ private:
       const std::uint64_t w = h_->written.load(std::memory_order_relaxed) + completes;
       h_->w_commit_head.store(new_head, std::memory_order_relaxed);
       h_->w_commit_written.store(w, std::memory_order_relaxed);
-      h_->head.store(new_head, std::memory_order_release);
+      h_->head.exchange(new_head, std::memory_order_seq_cst);  // a full barrier (xchg), cheaper than mfence
       h_->written.store(w, std::memory_order_release);
     } else {
-      h_->head.store(new_head, std::memory_order_release);
+      h_->head.exchange(new_head, std::memory_order_seq_cst);
     }
-    std::atomic_thread_fence(std::memory_order_seq_cst);
     wake_if_waiting(h_->data_word, h_->data_waiters);
     if (bell_ != nullptr) wake_if_waiting(bell_->seq, bell_->waiters);
   }
@@ -383,12 +387,11 @@ private:
       const std::uint64_t r = h_->read.load(std::memory_order_relaxed) + completes;
       h_->r_commit_tail.store(next, std::memory_order_relaxed);
       h_->r_commit_read.store(r, std::memory_order_relaxed);
-      h_->tail.store(next, std::memory_order_release);
+      h_->tail.exchange(next, std::memory_order_seq_cst);  // full barrier before checking for sleepers
       h_->read.store(r, std::memory_order_release);
     } else {
-      h_->tail.store(next, std::memory_order_release);
+      h_->tail.exchange(next, std::memory_order_seq_cst);
     }
-    std::atomic_thread_fence(std::memory_order_seq_cst);
     wake_if_waiting(h_->space_word, h_->space_waiters);
   }
 
@@ -495,6 +498,7 @@ private:
   std::uint64_t mask_ = 0;
   std::uint64_t cached_tail_ = 0;  ///< writer's last view of tail (only ever behind: safe)
   std::uint64_t cached_head_ = 0;  ///< reader's last view of head (only ever behind: safe)
+  std::vector<std::byte> scratch_;  ///< writer's encoding buffer for fragmented messages
 };
 
 }  // namespace mp::detail

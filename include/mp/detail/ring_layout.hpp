@@ -120,10 +120,16 @@ static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 inline constexpr std::chrono::nanoseconds spin_time{20'000};
 
 /// Waits until ready() is true (returns true) or the deadline passes (returns
-/// false): spins for spin_time, then sleeps on `word`, registered in
-/// `waiters` so that notifiers only make a system call when someone sleeps.
+/// false): spins for spin_time, then sleeps on `word`.
+///
+/// `sleeper` is a flag, not a count: a sleeper sets it before its last check;
+/// the first notifier that finds it set clears it, bumps `word` and wakes
+/// everyone sleeping there. So the fast path (nobody asleep) makes no system
+/// call, and a burst of publishes while the sleeper is being woken costs one
+/// wake, not one per publish (which matters when both share one core). A
+/// sleeper that died or timed out leaves at most one needless wake behind.
 template <class Ready>
-bool spin_then_wait(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& waiters, Ready&& ready,
+bool spin_then_wait(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleeper, Ready&& ready,
                     Clock::time_point deadline) {
   if (ready()) return true;
   const auto spin_end = Clock::now() + spin_time;
@@ -138,18 +144,17 @@ bool spin_then_wait(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>
   for (;;) {
     if (ready()) return true;
     if (Clock::now() >= deadline) return false;
-    waiters.fetch_add(1, std::memory_order_seq_cst);
+    sleeper.store(1, std::memory_order_seq_cst);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     const std::uint32_t seen = word.load(std::memory_order_acquire);
     if (!ready()) futex_wait(word, seen, deadline);
-    waiters.fetch_sub(1, std::memory_order_seq_cst);
   }
 }
 
-/// The notifier's half: after publishing (and a seq_cst fence), bump and wake
-/// only if someone is registered as sleeping. No system call otherwise.
-inline void wake_if_waiting(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& waiters) noexcept {
-  if (waiters.load(std::memory_order_relaxed) != 0) {
+/// The notifier's half: after publishing (and a seq_cst fence), wake the
+/// sleepers if the flag says someone went to sleep since the last wake.
+inline void wake_if_waiting(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleeper) noexcept {
+  if (sleeper.load(std::memory_order_relaxed) != 0 && sleeper.exchange(0, std::memory_order_seq_cst) != 0) {
     word.fetch_add(1, std::memory_order_release);
     futex_wake_all(word);
   }
@@ -161,7 +166,7 @@ inline void wake_if_waiting(std::atomic<std::uint32_t>& word, std::atomic<std::u
 /// after every publish. Safe across threads and processes.
 struct alignas(cache_line) Doorbell {
   std::atomic<std::uint32_t> seq;
-  std::atomic<std::uint32_t> waiters;
+  std::atomic<std::uint32_t> waiters;  ///< sleeper flag (see spin_then_wait)
 
   /// Initialises in place. Call once, before any ring that refers to it is used.
   void init() noexcept {
