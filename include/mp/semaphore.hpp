@@ -185,69 +185,60 @@ private:
   SharedObject<SemaphoreLayout> s_;
 };
 
+/// The members Semaphore and BoundedSemaphore share; only release() differs,
+/// by whether the core is bounded.
+class SemaphoreBase {
+public:
+  /// Blocks until a unit is taken. Safe across threads and processes.
+  void acquire() { core_.acquire_until(Clock::time_point::max()); }
+  /// Blocks at most `timeout`; returns whether a unit was taken.
+  template <class Rep, class Period>
+  bool acquire(std::chrono::duration<Rep, Period> timeout) {
+    return core_.acquire_until(deadline_after(timeout));
+  }
+  /// Never blocks; returns whether a unit was taken.
+  bool try_lock() { return core_.try_take(); }
+  /// acquire(), for std::lock_guard / std::unique_lock.
+  void lock() { acquire(); }
+  /// The number of units available now (a snapshot). Never blocks.
+  [[nodiscard]] std::uint32_t get_value() const noexcept { return core_.value(); }
+
+protected:
+  SemaphoreBase(std::uint32_t value, bool bounded) : core_(value, bounded) {}
+  SemaphoreCore core_;
+};
+
 }  // namespace detail
 
 /// A counter of available units shared by processes; acquire() takes one
 /// (waiting while none is left), release() gives one back. release() may
 /// raise the count above its initial value.
-class Semaphore {
+class Semaphore : public detail::SemaphoreBase {
 public:
   /// Creates a semaphore holding `value` units in a new shared segment.
   /// Throws mp::Error if shared memory cannot be mapped.
-  explicit Semaphore(std::uint32_t value = 1) : core_(value, false) {}
+  explicit Semaphore(std::uint32_t value = 1) : SemaphoreBase(value, false) {}
 
-  /// Blocks until a unit is taken. Safe across threads and processes.
-  void acquire() { core_.acquire_until(detail::Clock::time_point::max()); }
-  /// Blocks at most `timeout`; returns whether a unit was taken.
-  template <class Rep, class Period>
-  bool acquire(std::chrono::duration<Rep, Period> timeout) {
-    return core_.acquire_until(detail::deadline_after(timeout));
-  }
   /// Gives a unit back and wakes one waiter. Never blocks (beyond a short
   /// critical section). Throws std::overflow_error at 2^32 - 1 units.
   void release() { core_.release("Semaphore"); }
-  /// Never blocks; returns whether a unit was taken.
-  bool try_lock() { return core_.try_take(); }
-  /// acquire(), for std::lock_guard / std::unique_lock.
-  void lock() { acquire(); }
   /// release(), for std::lock_guard / std::unique_lock.
   void unlock() { release(); }
-  /// The number of units available now (a snapshot). Never blocks.
-  [[nodiscard]] std::uint32_t get_value() const noexcept { return core_.value(); }
-
-private:
-  detail::SemaphoreCore core_;
 };
 
 /// A Semaphore whose count may never exceed its initial value: releasing
 /// more often than acquiring throws.
-class BoundedSemaphore {
+class BoundedSemaphore : public detail::SemaphoreBase {
 public:
   /// Creates a bounded semaphore holding `value` units. Throws mp::Error.
-  explicit BoundedSemaphore(std::uint32_t value = 1) : core_(value, true) {}
+  explicit BoundedSemaphore(std::uint32_t value = 1) : SemaphoreBase(value, true) {}
 
-  /// Blocks until a unit is taken. Safe across threads and processes.
-  void acquire() { core_.acquire_until(detail::Clock::time_point::max()); }
-  /// Blocks at most `timeout`; returns whether a unit was taken.
-  template <class Rep, class Period>
-  bool acquire(std::chrono::duration<Rep, Period> timeout) {
-    return core_.acquire_until(detail::deadline_after(timeout));
-  }
   /// Gives a unit back and wakes one waiter. Throws std::logic_error (count
   /// unchanged) if the count is already at its initial value (Python raises
   /// ValueError).
   void release() { core_.release("BoundedSemaphore"); }
-  /// Never blocks; returns whether a unit was taken.
-  bool try_lock() { return core_.try_take(); }
-  /// acquire(), for std::lock_guard / std::unique_lock.
-  void lock() { acquire(); }
   /// release(), for std::lock_guard / std::unique_lock.
   void unlock() { release(); }
-  /// The number of units available now (a snapshot). Never blocks.
-  [[nodiscard]] std::uint32_t get_value() const noexcept { return core_.value(); }
-
-private:
-  detail::SemaphoreCore core_;
 };
 
 }  // namespace mp
