@@ -7,3 +7,18 @@
 #define MP_VERSION_STRING "0.1.0"
 
 #include <mp/errors.hpp>
+#include <mp/codec.hpp>
+#include <mp/cpu_count.hpp>
+#include <mp/async_result.hpp>
+#include <mp/pool.hpp>
+#include <mp/process.hpp>
+#include <mp/queue.hpp>
+#include <mp/simple_queue.hpp>
+#include <mp/joinable_queue.hpp>
+#include <mp/pipe.hpp>
+#include <mp/lock.hpp>
+#include <mp/semaphore.hpp>
+#include <mp/event.hpp>
+#include <mp/condition.hpp>
+#include <mp/barrier.hpp>
+#include <mp/sharedctypes.hpp>
