@@ -64,6 +64,7 @@ public:
     for (unsigned i = 0; i < o.processes; ++i) {
       workers_[i].tasks = seg_.task_channel(i);
       workers_[i].results = seg_.result_channel(i);
+      workers_[i].slot = &seg_.slot(i);
     }
     auto [pid, fd] = start_spawner(seg_, [this](unsigned i) {
       return worker_main(seg_, i, opt_.initializer, opt_.maxtasksperchild);
@@ -80,6 +81,14 @@ public:
 
   [[nodiscard]] unsigned size() const noexcept { return opt_.processes; }
 
+  /// The spawner's pid (-1 once it was reaped). For tests and diagnostics.
+  [[nodiscard]] pid_t spawner_pid() const noexcept { return spawner_pid_; }
+  /// Worker i's current pid, 0 while it is being forked. Never blocks.
+  [[nodiscard]] pid_t worker_pid(unsigned i) const noexcept {
+    const WorkerSlot& s = seg_.slot(i);
+    return s.state.load(std::memory_order_acquire) == static_cast<std::uint32_t>(SlotState::alive) ? s.pid.load() : 0;
+  }
+
   /// Queues one task message. Does not block on workers (only on mu_).
   /// Throws PoolNotRunning when closed.
   void submit(std::size_t n, EncodeRef enc, std::shared_ptr<Sink> sink, std::size_t index) {
@@ -87,9 +96,9 @@ public:
     if (closed_) throw PoolNotRunning("mp::Pool is not running: it was closed or terminated");
     if (pending_.empty()) {
       const int i = choose();
-      if (i >= 0 && n <= workers_[static_cast<unsigned>(i)].tasks.max_record()) {
+      if (i >= 0 && n <= whole_limit()) {
         Worker& w = workers_[static_cast<unsigned>(i)];
-        if (w.tasks.try_write(n, enc)) {
+        if (try_send(w.tasks, n, enc)) {
           w.inflight.push_back({std::move(sink), index});
           ++w.sent;
           return;
@@ -123,10 +132,7 @@ public:
     idle_cv_.wait(lock, [&] { return terminated_ || outstanding() == 0; });
     if (terminated_) return;
     stopping_ = true;
-    for (unsigned i = 0; i < size(); ++i) {
-      seg_.slot(i).stop.store(1, std::memory_order_release);
-      workers_[i].tasks.data_bell().ring();
-    }
+    pump();  // sends each worker its stop message
     idle_cv_.wait(lock, [&] { return all_dead(); });
     lock.unlock();
     shutdown(SpawnerOp::exit);
@@ -158,15 +164,27 @@ private:
     std::size_t written = 0;  // bytes already in a channel, while streaming
   };
   struct Worker {
-    Channel tasks, results;
+    SpscChannel tasks, results;
+    WorkerSlot* slot = nullptr;
     std::deque<InFlight> inflight;
     std::optional<Pending> streaming;  // a fragmented message half written
     unsigned sent = 0;                 // tasks sent to the current process
     std::uint64_t answered = 0;        // results received from it
     bool dead = false;                 // reported dead, replacement not asked yet
     bool want_space = false;
+    bool stop_sent = false;            // join's empty message is in the channel
     std::atomic<bool> want_space_flag{false};  // want_space, for the lock-free wait check
   };
+
+  /// Task messages up to this size go whole; larger ones in parts.
+  [[nodiscard]] std::size_t whole_limit() const noexcept { return workers_[0].tasks.capacity() / 2; }
+  [[nodiscard]] std::size_t part_limit() const noexcept { return workers_[0].tasks.capacity() / 8; }
+
+  /// Sends one message if it fits now; never blocks.
+  template <class Enc>
+  static bool try_send(SpscChannel& ch, std::size_t n, Enc& enc) {
+    return ch.send(n, enc, Clock::time_point::min());
+  }
 
   std::size_t outstanding() const {
     std::size_t n = pending_.size();
@@ -200,14 +218,16 @@ private:
 
   /// Moves pending messages into channels while there is room (under mu_).
   void pump() {
-    for (auto& w : workers_)
+    for (auto& w : workers_) {
       if (w.streaming) stream(w);
+      if (stopping_ && !w.stop_sent && !w.dead && w.inflight.empty()) send_stop(w);
+    }
     while (!pending_.empty()) {
       const int i = choose();
       if (i < 0) return;
       Worker& w = workers_[static_cast<unsigned>(i)];
       Pending& p = pending_.front();
-      if (p.bytes.size() > w.tasks.max_record()) {
+      if (p.bytes.size() > whole_limit()) {
         w.inflight.push_back({p.sink, p.index});
         ++w.sent;
         w.streaming = std::move(p);
@@ -223,29 +243,44 @@ private:
     }
   }
 
+  /// Writes now, or asks the worker to ring the doorbell when it frees space
+  /// (and tries once more: it may have freed it in between).
   template <class Enc>
   bool try_write_or_want(Worker& w, std::size_t n, Enc& enc) {
-    if (w.tasks.try_write(n, enc)) return true;
-    w.want_space = true;
-    w.want_space_flag.store(true, std::memory_order_relaxed);
-    w.tasks.ctl().wants_space.store(1, std::memory_order_seq_cst);
-    if (w.tasks.try_write(n, enc)) {
+    if (try_send(w.tasks, n, enc)) return true;
+    want_space(w);
+    if (try_send(w.tasks, n, enc)) {
       w.want_space = false;
       return true;
     }
     return false;
   }
 
-  void stream(Worker& w) {
-    Pending& p = *w.streaming;
-    p.written = w.tasks.try_write_fragments(p.bytes, p.written);
-    if (p.written == p.bytes.size()) {
-      w.streaming.reset();
-      return;
-    }
+  void want_space(Worker& w) {
     w.want_space = true;
     w.want_space_flag.store(true, std::memory_order_relaxed);
-    w.tasks.ctl().wants_space.store(1, std::memory_order_seq_cst);
+    w.slot->wants_space.store(1, std::memory_order_seq_cst);
+  }
+
+  void send_stop(Worker& w) {
+    auto none = [](std::byte*) {};
+    if (try_write_or_want(w, 0, none)) w.stop_sent = true;
+  }
+
+  /// Writes the parts of a streaming message while they fit.
+  void stream(Worker& w) {
+    Pending& p = *w.streaming;
+    while (p.written < p.bytes.size()) {
+      const std::size_t len = std::min(part_limit(), p.bytes.size() - p.written);
+      auto enc = [&](std::byte* out) {
+        const PartHeader h{part_magic, p.bytes.size(), p.written};
+        std::memcpy(out, &h, sizeof h);
+        std::memcpy(out + sizeof h, p.bytes.data() + p.written, len);
+      };
+      if (!try_write_or_want(w, sizeof(PartHeader) + len, enc)) return;
+      p.written += len;
+    }
+    w.streaming.reset();
   }
 
   // ---- the result thread -------------------------------------------------
@@ -263,13 +298,13 @@ private:
         std::lock_guard lock(mu_);
         if (quit_) return;
         for (auto& w : workers_) {
-          if (w.want_space && w.tasks.ctl().wants_space.load(std::memory_order_acquire) == 0) {
+          if (w.want_space && w.slot->wants_space.load(std::memory_order_acquire) == 0) {
             w.want_space = false;
             w.want_space_flag.store(false, std::memory_order_relaxed);
             did = true;
           }
         }
-        if (did && (!pending_.empty() || any_streaming())) pump();
+        if (did && (!pending_.empty() || any_streaming() || stopping_)) pump();
       }
       if (!did) wait_for_work();
     }
@@ -280,27 +315,50 @@ private:
   }
 
   void wait_for_work() {
-    seg_.ctl().doorbell.wait(
-        [&] {
-          if (quit_flag_.load(std::memory_order_acquire)) return true;
-          if (seg_.ctl().events.load(std::memory_order_acquire) != events_seen_) return true;
-          for (auto& w : workers_) {
-            if (!w.results.empty()) return true;
-            if (w.want_space_flag.load(std::memory_order_relaxed) &&
-                w.tasks.ctl().wants_space.load(std::memory_order_acquire) == 0)
-              return true;
-          }
-          return false;
-        },
-        parent_spin_ns);
+    auto ready = [&] {
+      if (quit_flag_.load(std::memory_order_acquire)) return true;
+      if (seg_.ctl().events.load(std::memory_order_acquire) != events_seen_) return true;
+      for (auto& w : workers_) {
+        if (w.results.readable()) return true;
+        if (w.want_space_flag.load(std::memory_order_relaxed) &&
+            w.slot->wants_space.load(std::memory_order_acquire) == 0)
+          return true;
+      }
+      return false;
+    };
+    if (spin_for(parent_spin_ns, ready)) return;
+    seg_.ctl().doorbell.wait(ready);
   }
 
+  /// Delivers every result that is there; a corrupt one fails its task.
   bool drain_results() {
     bool did = false;
     for (unsigned i = 0; i < workers_.size(); ++i) {
-      while (workers_[i].results.try_read([&](std::span<const std::byte> m) { deliver(i, m); })) did = true;
+      for (;;) {
+        try {
+          if (workers_[i].results.try_recv_batch([&](std::span<const std::byte> m) { deliver(i, m); }, 64) == 0)
+            break;
+        } catch (const DecodeError&) {  // the channel dropped that message and resynchronised
+          deliver_error(i, std::current_exception());
+        }
+        did = true;
+      }
     }
     return did;
+  }
+
+  void deliver_error(unsigned i, std::exception_ptr e) {
+    InFlight x;
+    {
+      std::lock_guard lock(mu_);
+      Worker& w = workers_[i];
+      if (w.inflight.empty()) return;
+      x = std::move(w.inflight.front());
+      w.inflight.pop_front();
+      ++w.answered;
+      if (closed_) idle_cv_.notify_all();
+    }
+    x.sink->on_error(x.index, e);
   }
 
   void deliver(unsigned i, std::span<const std::byte> msg) {
@@ -334,7 +392,10 @@ private:
   void handle_death(unsigned i) {
     Worker& w = workers_[i];
     WorkerSlot& slot = seg_.slot(i);
-    while (w.results.try_read([&](std::span<const std::byte> m) { deliver(i, m); })) {
+    try {
+      while (w.results.try_recv_batch([&](std::span<const std::byte> m) { deliver(i, m); }, 64) != 0) {
+      }
+    } catch (const DecodeError&) {  // the rest of its results are lost: the tasks fail below
     }
     const pid_t pid = slot.pid.load();
     const int status = slot.status.load();
@@ -347,14 +408,16 @@ private:
         w.inflight.pop_front();
       }
       requeue_unstarted(w, lost);
-      w.tasks.reset();
-      w.results.reset();
+      seg_.create_channels(i);
+      w.tasks = seg_.task_channel(i);
+      w.results = seg_.result_channel(i);
       w.sent = 0;
       w.answered = 0;
       w.want_space = false;
+      w.stop_sent = false;
       w.want_space_flag.store(false);
       slot.started.store(0);
-      slot.stop.store(stopping_ ? 1 : 0);
+      slot.wants_space.store(0);
       if (WIFEXITED(status) && WEXITSTATUS(status) == initializer_failed_exit) broken(lost);
       if (!terminated_ && !broken_ && !(stopping_ && outstanding() == 0)) {
         slot.state.store(static_cast<std::uint32_t>(SlotState::spawning));
@@ -372,7 +435,7 @@ private:
   void requeue_unstarted(Worker& w, std::vector<InFlight>& lost) {
     std::deque<Pending> back;
     std::size_t from_ring = w.inflight.size() - (w.streaming ? 1 : 0);
-    auto msgs = w.tasks.drain_messages();
+    auto msgs = unread_tasks(w);
     const std::size_t have = std::min(from_ring, msgs.size());
     for (std::size_t k = 0; k < from_ring; ++k) {
       InFlight& e = w.inflight[k];
@@ -389,6 +452,33 @@ private:
     }
     w.inflight.clear();
     pending_.insert(pending_.begin(), std::make_move_iterator(back.begin()), std::make_move_iterator(back.end()));
+  }
+
+  /// The whole task messages left in a dead worker's task channel, oldest
+  /// first (the parent reads them as the consumer now). Parts are joined; a
+  /// message whose first parts the worker had already read is dropped.
+  std::vector<std::vector<std::byte>> unread_tasks(Worker& w) {
+    std::vector<std::vector<std::byte>> out;
+    std::vector<std::byte> part;
+    auto on_msg = [&](std::span<const std::byte> m) {
+      if (m.empty()) return;
+      if (!is_part(m)) {
+        out.emplace_back(m.begin(), m.end());
+        return;
+      }
+      PartHeader h;
+      std::memcpy(&h, m.data(), sizeof h);
+      if (h.offset == 0) part.clear();
+      if (h.offset != part.size()) return;
+      part.insert(part.end(), m.begin() + sizeof h, m.end());
+      if (part.size() == h.total) out.push_back(std::move(part)), part.clear();
+    };
+    try {
+      while (w.tasks.try_recv_batch(on_msg, 256) != 0) {
+      }
+    } catch (const DecodeError&) {  // what is left is unreadable: those tasks count as lost
+    }
+    return out;
   }
 
   /// The initializer failed: the pool cannot run tasks; fail them all.
@@ -424,7 +514,7 @@ private:
       joined_ = true;
     }
     quit_flag_.store(true, std::memory_order_seq_cst);
-    seg_.ctl().doorbell.ring();
+    seg_.ctl().doorbell.notify_always();
     if (thread_.joinable()) thread_.join();
   }
 

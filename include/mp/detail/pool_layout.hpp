@@ -4,27 +4,40 @@
 //   0          +--------------------------------------------------+
 //              | SegmentHeader (magic, version, size)             |
 //   64         +--------------------------------------------------+
-//              | PoolCtl: doorbell (the parent's result thread     |
-//              |   sleeps on it), events (bumped by the spawner)   |
+//              | PoolCtl: doorbell (a Doorbell the parent's result |
+//              |   thread sleeps on; every result channel rings    |
+//              |   it), events (bumped by the spawner)             |
 //   64 + 192   +--------------------------------------------------+
 //              | WorkerSlot[n], one cache line each: pid, state,   |
-//              |   wait status, stop, tasks started               |
+//              |   wait status, wants_space, tasks started         |
 //   slots_end  +--------------------------------------------------+
-//              | worker 0: task channel   (parent -> worker)       |
-//              |           result channel (worker -> parent)       |
-//              | worker 1: ...                                     |
+//   (4 KiB     | worker 0: task channel   (parent -> worker)       |
+//    aligned)  |           result channel (worker -> parent)       |
+//              | worker 1: ...     (each a detail::SpscChannel,    |
+//              |                    4 KiB aligned)                 |
 //              +--------------------------------------------------+
 //
 // Nothing is shared between two workers: a dying worker can damage only its
-// own slot and two channels, which the parent resets before a replacement
-// starts.
+// own slot and two channels, which the parent re-creates before a
+// replacement starts. The segment is mapped lazily: pages of a channel are
+// only touched as messages pass, so a pool costs no memset.
+//
+// Task channel messages (parent -> worker):
+//   a task message (task.hpp; starts with a FunctionId, never empty);
+//   a part: PartHeader {part_magic, total, offset} + bytes, for a task
+//     message too large to sit in the ring whole; the parent writes parts
+//     as space frees, the worker reassembles them (never blocking the
+//     parent on a busy worker);
+//   an empty message: exit (join's stop).
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <span>
 #include <sys/prctl.h>
@@ -32,17 +45,17 @@
 #include <vector>
 
 #include <mp/detail/config.hpp>
-#include <mp/detail/pool_channel.hpp>
 #include <mp/detail/shm.hpp>
+#include <mp/detail/spsc.hpp>
 #include <mp/detail/task.hpp>
 
 namespace mp::detail {
 
-inline constexpr std::uint64_t pool_magic = 0x6d70'506f'6f6c'0001ULL;  // "mpPool" v1
-inline constexpr std::uint32_t pool_layout_version = 1;
+inline constexpr std::uint64_t pool_magic = 0x6d70'506f'6f6c'0002ULL;  // "mpPool" v2
+inline constexpr std::uint32_t pool_layout_version = 2;
 
 struct alignas(cache_line) PoolCtl {
-  alignas(cache_line) Bell doorbell;                      // rung by workers and the spawner
+  alignas(cache_line) Doorbell doorbell;                  // rung by result channels and the spawner
   alignas(cache_line) std::atomic<std::uint32_t> events;  // bumped by the spawner on spawn/death
   alignas(cache_line) std::atomic<std::uint32_t> spare;
 };
@@ -51,16 +64,32 @@ enum class SlotState : std::uint32_t { spawning = 0, alive = 1, dead = 2 };
 
 struct alignas(cache_line) WorkerSlot {
   std::atomic<std::int32_t> pid{0};
-  std::atomic<std::uint32_t> state{0};   // SlotState, written by the spawner (alive, dead) and parent (spawning)
-  std::atomic<std::int32_t> status{0};   // waitpid status once dead
-  std::atomic<std::uint32_t> stop{0};    // parent: exit once the task channel is empty
-  std::atomic<std::uint64_t> started{0}; // tasks the current worker has begun (read whole)
+  std::atomic<std::uint32_t> state{0};        // SlotState, written by the spawner (alive, dead) and parent (spawning)
+  std::atomic<std::int32_t> status{0};        // waitpid status once dead
+  std::atomic<std::uint32_t> wants_space{0};  // parent: ring my doorbell when you free task-channel space
+  std::atomic<std::uint64_t> started{0};      // tasks the current worker has begun (read whole)
 };
+
+/// The header of one part of a task message too large for the ring.
+struct PartHeader {
+  std::uint64_t magic;   // part_magic: never the first word of a FunctionId (a path hash)
+  std::uint64_t total;   // bytes of the whole task message
+  std::uint64_t offset;  // where this part's bytes go in it
+};
+inline constexpr std::uint64_t part_magic = 0xffff'7472'6170'706dULL;  // "mppart" + 0xffff
+
+/// Whether msg is a part (rather than a whole task message).
+inline bool is_part(std::span<const std::byte> msg) noexcept {
+  std::uint64_t m = 0;
+  if (msg.size() < sizeof(PartHeader)) return false;
+  std::memcpy(&m, msg.data(), sizeof m);
+  return m == part_magic;
+}
 
 /// Offsets of everything in the pool segment.
 struct PoolLayout {
   unsigned workers = 0;
-  std::size_t capacity = 0;  // bytes of data in each channel
+  std::size_t capacity = 0;  // bytes of data in each channel (a power of two)
 
   static constexpr std::size_t ctl_offset = segment_data_offset;
   [[nodiscard]] std::size_t slot_offset(unsigned i) const noexcept {
@@ -68,7 +97,7 @@ struct PoolLayout {
   }
   [[nodiscard]] std::size_t channel_offset(unsigned i, bool result) const noexcept {
     const std::size_t first = align_up(slot_offset(workers), 4096);
-    return first + (2 * i + (result ? 1 : 0)) * align_up(channel_bytes(capacity), 4096);
+    return first + (2 * i + (result ? 1 : 0)) * align_up(SpscChannel::bytes_needed(capacity), 4096);
   }
   [[nodiscard]] std::size_t total() const noexcept { return channel_offset(workers, false); }
 };
@@ -76,29 +105,33 @@ struct PoolLayout {
 /// The pool segment mapped in this process, with typed accessors.
 class PoolSegment {
 public:
-  PoolSegment(unsigned workers, std::size_t capacity) : layout_{workers, capacity} {
+  PoolSegment(unsigned workers, std::size_t capacity) : layout_{workers, Ring::round_capacity(capacity)} {
     seg_ = Segment::anonymous(layout_.total());
     new (seg_.at<PoolCtl>(PoolLayout::ctl_offset)) PoolCtl();
+    ctl().doorbell.init();
     for (unsigned i = 0; i < workers; ++i) {
       new (seg_.at<WorkerSlot>(layout_.slot_offset(i))) WorkerSlot();
-      Channel::init(seg_.base() + layout_.channel_offset(i, false));
-      Channel::init(seg_.base() + layout_.channel_offset(i, true));
+      create_channels(i);
     }
     seg_.publish(pool_magic, pool_layout_version);
   }
 
   [[nodiscard]] PoolCtl& ctl() const noexcept { return *seg_.at<PoolCtl>(PoolLayout::ctl_offset); }
   [[nodiscard]] WorkerSlot& slot(unsigned i) const noexcept { return *seg_.at<WorkerSlot>(layout_.slot_offset(i)); }
-  /// The task channel of worker i (its consumer rings nothing; its producer
-  /// rings the channel's own bell, which the worker sleeps on).
-  [[nodiscard]] Channel task_channel(unsigned i) const noexcept {
-    Channel c(seg_.base() + layout_.channel_offset(i, false), layout_.capacity, nullptr);
-    c.space_bell_ = &ctl().doorbell;
-    return c;
+
+  /// (Re-)creates worker i's two channels, empty. Only while no worker
+  /// process uses them (before the spawn, or after the worker was reaped).
+  void create_channels(unsigned i) const {
+    SpscChannel::create(seg_.base(), layout_.channel_offset(i, false), layout_.capacity);
+    SpscChannel::create(seg_.base(), layout_.channel_offset(i, true), layout_.capacity, PoolLayout::ctl_offset);
   }
-  /// The result channel of worker i: its producer rings the parent's doorbell.
-  [[nodiscard]] Channel result_channel(unsigned i) const noexcept {
-    return Channel(seg_.base() + layout_.channel_offset(i, true), layout_.capacity, &ctl().doorbell);
+  /// A view of worker i's task channel (the worker sleeps on its own word).
+  [[nodiscard]] SpscChannel task_channel(unsigned i) const {
+    return SpscChannel::attach(seg_.base(), layout_.channel_offset(i, false));
+  }
+  /// A view of worker i's result channel (its producer rings the doorbell).
+  [[nodiscard]] SpscChannel result_channel(unsigned i) const {
+    return SpscChannel::attach(seg_.base(), layout_.channel_offset(i, true));
   }
   [[nodiscard]] unsigned workers() const noexcept { return layout_.workers; }
 
@@ -107,18 +140,34 @@ private:
   Segment seg_;
 };
 
-/// How long a waiter spins before it sleeps on a futex (ns).
+/// How long a worker spins for its next task before it sleeps on a futex
+/// (ns), counted from the end of its last task; an idle pool sleeps.
 inline constexpr std::int64_t worker_spin_ns = 50'000;
+/// How long the result thread spins for results before it sleeps.
 inline constexpr std::int64_t parent_spin_ns = 30'000;
+
+/// Spins (cpu_relax) until ready() or spin_ns passed; returns ready().
+template <class Ready>
+bool spin_for(std::int64_t spin_ns, Ready&& ready) {
+  if (ready()) return true;
+  const auto stop = Clock::now() + std::chrono::nanoseconds(spin_ns);
+  do {
+    for (int i = 0; i < 64; ++i) {
+      cpu_relax();
+      if (ready()) return true;
+    }
+  } while (Clock::now() < stop);
+  return false;
+}
 
 /// A worker's ResultOut: the result channel, blocking while it is full.
 class ChannelOut final : public ResultOut {
 public:
-  explicit ChannelOut(Channel& ch) noexcept : ch_(ch) {}
-  void write(std::size_t n, EncodeRef enc) override { ch_.write(n, enc, worker_spin_ns); }
+  explicit ChannelOut(SpscChannel& ch) noexcept : ch_(ch) {}
+  void write(std::size_t n, EncodeRef enc) override { ch_.send(n, enc); }
 
 private:
-  Channel& ch_;
+  SpscChannel& ch_;
 };
 
 /// Discards a result (the initializer's).
@@ -135,31 +184,89 @@ public:
 /// Exit code of a worker whose initializer threw.
 inline constexpr int initializer_failed_exit = 70;
 
+/// A worker's reading side: whole task messages from the task channel,
+/// parts reassembled; an empty message means stop.
+class TaskReader {
+public:
+  TaskReader(SpscChannel& tasks, WorkerSlot& slot, ResultOut& out) : tasks_(tasks), slot_(slot), out_(out) {}
+
+  /// Runs the tasks that arrive (blocking for at least one), at most `max`.
+  /// Returns the tasks run; sets stop() when told to exit.
+  std::size_t run_some(std::size_t max) {
+    std::size_t ran = 0;
+    auto on_msg = [&](std::span<const std::byte> msg) {
+      if (msg.empty()) {
+        stop_ = true;
+      } else if (!is_part(msg)) {
+        run(msg);
+        ++ran;
+      } else if (add_part(msg)) {
+        run(buf_);
+        ++ran;
+        buf_.clear();
+      }
+    };
+    spin_for(worker_spin_ns, [&] { return tasks_.readable(); });
+    try {
+      tasks_.recv_batch(on_msg, max);
+    } catch (...) {  // a corrupt frame: that task is lost, answer it so results stay in order
+      write_current_error(out_, 0);
+      ++ran;
+    }
+    if (slot_.wants_space.load(std::memory_order_seq_cst) != 0) {
+      slot_.wants_space.store(0, std::memory_order_relaxed);
+      doorbell_->notify();
+    }
+    return ran;
+  }
+  [[nodiscard]] bool stop() const noexcept { return stop_; }
+  Doorbell* doorbell_ = nullptr;
+
+private:
+  void run(std::span<const std::byte> msg) {
+    slot_.started.fetch_add(1, std::memory_order_seq_cst);
+    run_task(msg, out_);
+  }
+  /// Appends a part; true when the message is complete.
+  bool add_part(std::span<const std::byte> msg) {
+    PartHeader h;
+    std::memcpy(&h, msg.data(), sizeof h);
+    if (h.offset == 0) {
+      buf_.clear();
+      buf_.reserve(static_cast<std::size_t>(h.total));
+    }
+    if (h.offset != buf_.size()) return false;  // the start of this message was lost
+    buf_.insert(buf_.end(), msg.begin() + sizeof h, msg.end());
+    return buf_.size() == h.total;
+  }
+
+  SpscChannel& tasks_;
+  WorkerSlot& slot_;
+  ResultOut& out_;
+  std::vector<std::byte> buf_;
+  bool stop_ = false;
+};
+
 /// The worker loop: run the initializer, then read tasks until told to stop
 /// or maxtasks is reached. Returns the exit code. Runs in the worker process.
 inline int worker_main(const PoolSegment& seg, unsigned i, std::span<const std::byte> initializer,
                        unsigned maxtasks) {
   WorkerSlot& slot = seg.slot(i);
-  Channel tasks = seg.task_channel(i);
-  Channel results = seg.result_channel(i);
+  SpscChannel tasks = seg.task_channel(i);
+  SpscChannel results = seg.result_channel(i);
   if (!initializer.empty()) {
     NullOut null;
     run_task(initializer, null);
     if (null.failed) return initializer_failed_exit;
   }
   ChannelOut out(results);
-  unsigned done = 0;
-  auto run = [&](std::span<const std::byte> msg) {
-    slot.started.fetch_add(1, std::memory_order_seq_cst);
-    run_task(msg, out);
-  };
-  for (;;) {
-    if (tasks.try_read(run)) {
-      if (maxtasks != 0 && ++done >= maxtasks) break;
-      continue;
-    }
-    if (slot.stop.load(std::memory_order_acquire) != 0 && tasks.empty()) break;
-    tasks.wait_data([&] { return slot.stop.load(std::memory_order_acquire) != 0; }, worker_spin_ns);
+  TaskReader reader(tasks, slot, out);
+  reader.doorbell_ = &seg.ctl().doorbell;
+  std::size_t done = 0;
+  while (!reader.stop()) {
+    const std::size_t max = maxtasks != 0 ? maxtasks - done : 256;
+    done += reader.run_some(max);
+    if (maxtasks != 0 && done >= maxtasks) break;
   }
   return 0;
 }

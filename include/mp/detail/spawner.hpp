@@ -170,7 +170,7 @@ private:
 
   void notify() noexcept {
     seg_.ctl().events.fetch_add(1, std::memory_order_seq_cst);
-    seg_.ctl().doorbell.ring();
+    seg_.ctl().doorbell.notify();
   }
 
   [[noreturn]] void kill_all_and_exit() {
