@@ -13,9 +13,16 @@
 // slot's pid and state=alive; after reaping, the wait status and state=dead;
 // each time it bumps PoolCtl::events and rings the parent's doorbell.
 //
-// Deaths: the spawner has PR_SET_PDEATHSIG(SIGKILL) (the parent dies: it
-// dies), and so do workers (the spawner dies: they die). Both ignore SIGINT,
-// so Ctrl-C reaches only the parent, which then tears the pool down.
+// Deaths. The parent process dies: its end of the control socket closes
+// (only the parent process holds it: it is close-on-exec, and children forked
+// for other pools close it), so the spawner sees EOF, SIGKILLs and reaps its
+// workers and exits. Not PR_SET_PDEATHSIG: that fires when the *thread* that
+// forked the spawner exits, and a pool may be built in a short-lived thread.
+// As a backstop (a child the parent forked later may keep a copy of the
+// socket), the spawner also checks getppid() once a second. Workers do use
+// PR_SET_PDEATHSIG(SIGKILL) against the spawner, which is single-threaded.
+// Both ignore SIGINT, so Ctrl-C reaches only the parent, which then tears the
+// pool down.
 #pragma once
 
 #include <array>
@@ -71,13 +78,17 @@ inline void close_other_pool_fds(int keep) noexcept {
   }
 }
 
-/// Makes this process die with its parent and ignore Ctrl-C. Returns false
+/// Makes this process die with its parent (which must be single-threaded:
+/// the signal follows the forking thread) and ignore Ctrl-C. Returns false
 /// when the parent is already gone (the caller should _exit).
 inline bool bind_to_parent(pid_t expected_parent) noexcept {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   std::signal(SIGINT, SIG_IGN);
   return ::getppid() == expected_parent;
 }
+
+/// How often the spawner checks getppid() besides watching its socket (ms).
+inline constexpr int spawner_parent_check_ms = 1000;
 
 class Spawner {
 public:
@@ -87,7 +98,8 @@ public:
 
   /// The spawner's loop. Never returns: ends the process with _exit.
   [[noreturn]] void run(pid_t parent) {
-    if (!bind_to_parent(parent)) ::_exit(0);
+    std::signal(SIGINT, SIG_IGN);
+    if (::getppid() != parent) ::_exit(0);
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
@@ -97,7 +109,10 @@ public:
     pids_.assign(seg_.workers(), 0);
     for (;;) {
       pollfd fds[2] = {{sock_, POLLIN, 0}, {sfd_, POLLIN, 0}};
-      if (::poll(fds, 2, -1) < 0 && errno != EINTR) kill_all_and_exit();
+      const int r = ::poll(fds, 2, spawner_parent_check_ms);
+      if (r < 0 && errno != EINTR) kill_all_and_exit();
+      if (::getppid() != parent) kill_all_and_exit();  // reparented: the parent process is gone
+      if (r <= 0) continue;
       if (fds[1].revents != 0) reap(false);
       if (fds[0].revents != 0) command();
     }
