@@ -17,6 +17,7 @@
 #include <string>
 #include <thread>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
 
@@ -97,6 +98,20 @@ void BM_pool_create_teardown(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_pool_create_teardown)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The floor under the row above: fork this process, _exit, waitpid. A pool's
+// teardown must wait for new processes to be scheduled once; on a loaded
+// machine a new task waits about one scheduler slice (~4 ms here), so read
+// create+teardown against this row of the same run.
+void BM_fork_exit_wait_floor(benchmark::State& state) {
+  for (auto _ : state) {
+    const pid_t pid = ::fork();
+    if (pid == 0) ::_exit(0);
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+  }
+}
+BENCHMARK(BM_fork_exit_wait_floor)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 /// CPU ticks (utime + stime) of this process's descendants, from /proc.
 long descendant_ticks(pid_t root) {

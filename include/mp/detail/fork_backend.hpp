@@ -133,9 +133,8 @@ public:
     if (terminated_) return;
     stopping_ = true;
     pump();  // sends each worker its stop message
-    idle_cv_.wait(lock, [&] { return all_dead(); });
     lock.unlock();
-    shutdown(SpawnerOp::exit);
+    shutdown(SpawnerOp::join);  // the spawner exits once every worker did
   }
 
   /// Kills every worker now; tasks not finished fail with mp::ClosedError.
@@ -190,9 +189,6 @@ private:
     std::size_t n = pending_.size();
     for (const auto& w : workers_) n += w.inflight.size();
     return n;
-  }
-  bool all_dead() const {
-    return std::all_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.dead; });
   }
 
   void send(std::uint32_t cmd) {
@@ -417,6 +413,7 @@ private:
       w.stop_sent = false;
       w.want_space_flag.store(false);
       slot.started.store(0);
+      slot.used.store(0);
       slot.wants_space.store(0);
       if (WIFEXITED(status) && WEXITSTATUS(status) == initializer_failed_exit) broken(lost);
       if (!terminated_ && !broken_ && !(stopping_ && outstanding() == 0)) {

@@ -68,6 +68,7 @@ struct alignas(cache_line) WorkerSlot {
   std::atomic<std::int32_t> status{0};        // waitpid status once dead
   std::atomic<std::uint32_t> wants_space{0};  // parent: ring my doorbell when you free task-channel space
   std::atomic<std::uint64_t> started{0};      // tasks the current worker has begun (read whole)
+  std::atomic<std::uint32_t> used{0};         // the worker began user code (initializer or task)
 };
 
 /// The header of one part of a task message too large for the ring.
@@ -224,6 +225,7 @@ public:
 
 private:
   void run(std::span<const std::byte> msg) {
+    slot_.used.store(1, std::memory_order_relaxed);
     slot_.started.fetch_add(1, std::memory_order_seq_cst);
     run_task(msg, out_);
   }
@@ -255,6 +257,7 @@ inline int worker_main(const PoolSegment& seg, unsigned i, std::span<const std::
   SpscChannel tasks = seg.task_channel(i);
   SpscChannel results = seg.result_channel(i);
   if (!initializer.empty()) {
+    slot.used.store(1, std::memory_order_seq_cst);
     NullOut null;
     run_task(initializer, null);
     if (null.failed) return initializer_failed_exit;

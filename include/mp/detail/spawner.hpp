@@ -8,7 +8,9 @@
 //
 // Protocol. Parent -> spawner, on a socketpair: 4-byte commands
 //   spawn(slot) | exit (return at once) | kill (SIGKILL every worker, reap
-//   them, then exit); EOF (the parent is gone) means kill.
+//   them, then exit) | join (the workers were told to stop: SIGKILL those
+//   that never ran user code, wait for the others, then exit; so the parent
+//   only waits for the spawner); EOF (the parent is gone) means kill.
 // Spawner -> parent, through the shared segment: after fork it stores the
 // slot's pid and state=alive; after reaping, the wait status and state=dead;
 // each time it bumps PoolCtl::events and rings the parent's doorbell.
@@ -46,7 +48,7 @@
 
 namespace mp::detail {
 
-enum class SpawnerOp : std::uint32_t { spawn = 1, exit = 2, kill = 3 };
+enum class SpawnerOp : std::uint32_t { spawn = 1, exit = 2, kill = 3, join = 4 };
 
 inline std::uint32_t spawner_command(SpawnerOp op, unsigned slot = 0) noexcept {
   return static_cast<std::uint32_t>(op) << 24 | (slot & 0xffffffu);
@@ -128,6 +130,17 @@ private:
     if (op == SpawnerOp::spawn && slot < pids_.size()) spawn(slot);
     if (op == SpawnerOp::exit) ::_exit(0);
     if (op == SpawnerOp::kill) kill_all_and_exit();
+    if (op == SpawnerOp::join) join_and_exit();
+  }
+
+  /// A worker that never ran user code (no initializer, no task) has nothing
+  /// to flush: kill it rather than wait for it to be scheduled, read its stop
+  /// message and exit. Wait for the others.
+  [[noreturn]] void join_and_exit() {
+    for (unsigned i = 0; i < pids_.size(); ++i)
+      if (pids_[i] > 0 && seg_.slot(i).used.load(std::memory_order_acquire) == 0) ::kill(pids_[i], SIGKILL);
+    reap(true);
+    ::_exit(0);
   }
 
   void spawn(unsigned i) {
