@@ -317,11 +317,15 @@ TEST_CASE("AsyncResult: get(timeout), wait(timeout), ready, successful, then", "
   CHECK(slow.successful());
   CHECK(slow.get(1s) == 300);
 
-  std::atomic<int> ok{0}, err{0};
+  std::atomic<int> ok{0}, err{0}, on_waiter{0};
+  const auto me = std::this_thread::get_id();
   std::vector<mp::AsyncResult<int>> rs;
   for (int i = 0; i < 20; ++i) {
     auto r = pool.apply_async(fail_on, i);
-    r.then([&](const int& v) { ok += v >= 0; }, [&](std::exception_ptr e) {
+    r.then([&](const int& v) {
+      ok += v >= 0;
+      on_waiter += std::this_thread::get_id() == me;  // waiters read results, but leave callbacks alone
+    }, [&](std::exception_ptr e) {
       try {
         std::rethrow_exception(e);
       } catch (const std::runtime_error&) {
@@ -334,6 +338,7 @@ TEST_CASE("AsyncResult: get(timeout), wait(timeout), ready, successful, then", "
   std::this_thread::sleep_for(20ms);  // callbacks run on the result thread right after completion
   CHECK(ok == 19);
   CHECK(err == 1);
+  CHECK(on_waiter == 0);
   int now = 0;
   rs[3].then([&](const int& v) { now = v; });  // already ready: runs here, at once
   CHECK(now == 3);

@@ -15,7 +15,15 @@
 // Bookkeeping (all under mu_): per worker a FIFO of in-flight tasks, in the
 // order their messages entered its channel; a worker answers in that order,
 // so each result message pops the front. Beyond a window of in-flight tasks
-// per worker, messages wait in a parent-side pending deque. When the spawner
+// per worker (at least BackendOptions::window, more for short tasks: about
+// 1 ms of queued work), messages wait in a parent-side pending deque.
+//
+// Scheduling: a task goes to the idle worker that went idle last (it is the
+// one most likely still spinning for work, so no ~60 us wakeup), else to the
+// least loaded. Results are read by the result thread, or by a thread
+// waiting in AsyncResult::get (ResultReader, a WaitHelper): while such a
+// waiter spins, the result thread stands back (no third spinning thread on
+// two cores), and results whose sinks have callbacks are left to it. When the spawner
 // reports a death: the results already sent are delivered, the task the
 // worker had begun fails with WorkerLostError, the tasks it had not begun go
 // back to the front of the pending deque, and a replacement is spawned.
@@ -27,6 +35,7 @@
 #include <sys/wait.h>
 #include <condition_variable>
 #include <deque>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -57,7 +66,42 @@ public:
   using std::logic_error::logic_error;
 };
 
+class ForkBackend;
+
+/// Who reads the result channels now: the result thread or one waiting
+/// thread (busy_); a spinning waiter reads them through help().
+class ResultReader final : public WaitHelper {
+public:
+  explicit ResultReader(ForkBackend* be) noexcept : be_(be) {}
+  bool help() noexcept override;
+  /// The result thread takes the reading role (waits for a helper to finish).
+  void lock() noexcept {
+    for (unsigned i = 0; busy_.exchange(true, std::memory_order_acquire); ++i) {
+      if (i > 64) std::this_thread::yield();
+      cpu_relax();
+    }
+  }
+  void unlock() noexcept { busy_.store(false, std::memory_order_release); }
+  /// The backend is going away: later help() calls do nothing.
+  void detach() noexcept {
+    lock();
+    be_ = nullptr;
+    unlock();
+  }
+  [[nodiscard]] bool helping() const noexcept { return active_.load(std::memory_order_seq_cst) != 0; }
+  std::atomic<std::uint32_t>& active_word() noexcept { return active_; }
+
+private:
+  std::atomic<bool> busy_{false};
+  ForkBackend* be_;
+};
+
+/// The most tasks one worker may have in flight (short tasks).
+inline constexpr std::int64_t max_window = 8192;
+
 class ForkBackend {
+  friend class ResultReader;
+
 public:
   explicit ForkBackend(const BackendOptions& o)
       : opt_(o), seg_(o.processes, o.channel_capacity), workers_(o.processes) {
@@ -72,6 +116,7 @@ public:
     spawner_pid_ = pid;
     sock_ = fd;
     for (unsigned i = 0; i < o.processes; ++i) send(spawner_command(SpawnerOp::spawn, i));
+    reader_ = std::make_shared<ResultReader>(this);
     thread_ = std::thread([this] { result_loop(); });
   }
 
@@ -92,6 +137,7 @@ public:
   /// Queues one task message. Does not block on workers (only on mu_).
   /// Throws PoolNotRunning when closed.
   void submit(std::size_t n, EncodeRef enc, std::shared_ptr<Sink> sink, std::size_t index) {
+    sink->use_helper(reader_);
     std::lock_guard lock(mu_);
     if (closed_) throw PoolNotRunning("mp::Pool is not running: it was closed or terminated");
     if (pending_.empty()) {
@@ -172,6 +218,7 @@ private:
     bool dead = false;                 // reported dead, replacement not asked yet
     bool want_space = false;
     bool stop_sent = false;            // join's empty message is in the channel
+    std::uint64_t idle_since = 0;      // idle_clock_ when its last task was answered
     std::atomic<bool> want_space_flag{false};  // want_space, for the lock-free wait check
   };
 
@@ -196,20 +243,35 @@ private:
     if (n != static_cast<ssize_t>(sizeof cmd)) throw_system_error("write(spawner socket)");
   }
 
-  /// The schedulable worker with the fewest tasks in flight, or -1.
+  /// The idle worker that went idle last (likely still spinning), else the
+  /// one with the fewest tasks in flight below its window; -1 if none.
   int choose() const {
-    int best = -1;
-    std::size_t best_n = opt_.window;
+    int best = -1, idle = -1;
+    std::size_t best_n = std::numeric_limits<std::size_t>::max();
     for (unsigned i = 0; i < workers_.size(); ++i) {
       const Worker& w = workers_[i];
       if (w.dead || w.streaming || w.want_space) continue;
       if (opt_.maxtasksperchild != 0 && w.sent >= opt_.maxtasksperchild) continue;
-      if (w.inflight.size() < best_n) {
+      if (w.inflight.empty() && (idle < 0 || w.idle_since > workers_[static_cast<unsigned>(idle)].idle_since))
+        idle = static_cast<int>(i);
+      if (w.inflight.size() < window(w) && w.inflight.size() < best_n) {
         best = static_cast<int>(i);
         best_n = w.inflight.size();
       }
     }
-    return best;
+    return idle >= 0 ? idle : best;
+  }
+
+  /// Tasks worker w may have in flight: opt_.window, or ~1 ms of its work
+  /// when its tasks are short (it measures them: WorkerSlot::task_ns).
+  std::size_t window(const Worker& w) const noexcept {
+    const std::int64_t ns = std::max<std::uint32_t>(1, w.slot->task_ns.load(std::memory_order_relaxed));
+    return std::max<std::size_t>(opt_.window, static_cast<std::size_t>(std::min(max_window, 1'000'000 / ns)));
+  }
+
+  /// Notes when a worker ran out of tasks (under mu_).
+  void measure(Worker& w) {
+    if (w.inflight.empty()) w.idle_since = ++idle_clock_;
   }
 
   /// Moves pending messages into channels while there is room (under mu_).
@@ -283,27 +345,54 @@ private:
 
   void result_loop() {
     for (;;) {
-      bool did = drain_results();
+      reader_->lock();
+      bool did = drain_results(true);
       const std::uint32_t ev = seg_.ctl().events.load(std::memory_order_acquire);
       if (ev != events_seen_) {
         events_seen_ = ev;
         handle_events();
         did = true;
       }
-      {
-        std::lock_guard lock(mu_);
-        if (quit_) return;
-        for (auto& w : workers_) {
-          if (w.want_space && w.slot->wants_space.load(std::memory_order_acquire) == 0) {
-            w.want_space = false;
-            w.want_space_flag.store(false, std::memory_order_relaxed);
-            did = true;
-          }
-        }
-        if (did && (!pending_.empty() || any_streaming() || stopping_)) pump();
+      did = run_deferred() || did;
+      reader_->unlock();
+      if (after_results(did)) return;
+      if (did) continue;
+      if (reader_->helping()) {  // a waiter reads results: stand back, look again in 1 ms
+        auto& word = reader_->active_word();
+        const std::uint32_t v = word.load(std::memory_order_acquire);
+        if (v != 0 && !quit_flag_.load(std::memory_order_acquire)) futex_wait(word, v, Clock::now() + std::chrono::milliseconds(1));
+        continue;
       }
-      if (!did) wait_for_work();
+      wait_for_work();
     }
+  }
+
+  /// After reading results: notices freed task-channel space and moves
+  /// pending tasks on. Returns true when the result thread should end.
+  bool after_results(bool did) {
+    std::lock_guard lock(mu_);
+    if (quit_) return true;
+    for (auto& w : workers_) {
+      if (w.want_space && w.slot->wants_space.load(std::memory_order_acquire) == 0) {
+        w.want_space = false;
+        w.want_space_flag.store(false, std::memory_order_relaxed);
+        did = true;
+      }
+    }
+    if (did && (!pending_.empty() || any_streaming() || stopping_)) pump();
+    return false;
+  }
+
+  /// Results a helping waiter left to this thread (their sinks have callbacks).
+  bool run_deferred() {
+    std::vector<std::pair<InFlight, std::vector<std::byte>>> d;
+    {
+      std::lock_guard lock(mu_);
+      if (deferred_.empty()) return false;
+      d.swap(deferred_);
+    }
+    for (auto& [e, bytes] : d) e.sink->on_result(e.index, bytes);
+    return true;
   }
 
   bool any_streaming() const {
@@ -327,13 +416,13 @@ private:
   }
 
   /// Delivers every result that is there; a corrupt one fails its task.
-  bool drain_results() {
+  bool drain_results(bool on_thread) {
     bool did = false;
     for (unsigned i = 0; i < workers_.size(); ++i) {
       for (;;) {
         try {
-          if (workers_[i].results.try_recv_batch([&](std::span<const std::byte> m) { deliver(i, m); }, 64) == 0)
-            break;
+          auto on_msg = [&](std::span<const std::byte> m) { deliver(i, m, on_thread); };
+          if (workers_[i].results.try_recv_batch(on_msg, 64) == 0) break;
         } catch (const DecodeError&) {  // the channel dropped that message and resynchronised
           deliver_error(i, std::current_exception());
         }
@@ -352,12 +441,25 @@ private:
       x = std::move(w.inflight.front());
       w.inflight.pop_front();
       ++w.answered;
+      measure(w);
       if (closed_) idle_cv_.notify_all();
     }
     x.sink->on_error(x.index, e);
   }
 
-  void deliver(unsigned i, std::span<const std::byte> msg) {
+  /// What a waiter does while it spins (ResultReader::help): read results.
+  bool help_drain() {
+    const bool did = drain_results(false);
+    if (did) {
+      std::lock_guard lock(mu_);
+      if (!pending_.empty() || any_streaming()) pump();
+    }
+    return did;
+  }
+
+  /// Hands one result to its sink; off the result thread, a sink with
+  /// callbacks gets it later from the result thread (a copy is kept).
+  void deliver(unsigned i, std::span<const std::byte> msg, bool on_thread) {
     InFlight e;
     {
       std::lock_guard lock(mu_);
@@ -366,7 +468,12 @@ private:
       e = std::move(w.inflight.front());
       w.inflight.pop_front();
       ++w.answered;
+      measure(w);
       if (closed_) idle_cv_.notify_all();
+      if (!on_thread && e.sink->has_callbacks()) {
+        deferred_.emplace_back(std::move(e), std::vector<std::byte>(msg.begin(), msg.end()));
+        return;
+      }
     }
     e.sink->on_result(e.index, msg);
   }
@@ -389,7 +496,7 @@ private:
     Worker& w = workers_[i];
     WorkerSlot& slot = seg_.slot(i);
     try {
-      while (w.results.try_recv_batch([&](std::span<const std::byte> m) { deliver(i, m); }, 64) != 0) {
+      while (w.results.try_recv_batch([&](std::span<const std::byte> m) { deliver(i, m, true); }, 64) != 0) {
       }
     } catch (const DecodeError&) {  // the rest of its results are lost: the tasks fail below
     }
@@ -414,6 +521,7 @@ private:
       w.want_space_flag.store(false);
       slot.started.store(0);
       slot.used.store(0);
+      slot.task_ns.store(task_ns_unknown);
       slot.wants_space.store(0);
       if (WIFEXITED(status) && WEXITSTATUS(status) == initializer_failed_exit) broken(lost);
       if (!terminated_ && !broken_ && !(stopping_ && outstanding() == 0)) {
@@ -512,7 +620,9 @@ private:
     }
     quit_flag_.store(true, std::memory_order_seq_cst);
     seg_.ctl().doorbell.notify_always();
+    futex_wake_all(reader_->active_word());
     if (thread_.joinable()) thread_.join();
+    reader_->detach();
   }
 
   void fail_everything() {
@@ -544,7 +654,21 @@ private:
   pid_t spawner_pid_ = -1;
   int sock_ = -1;
   std::uint32_t events_seen_ = 0;
+  std::uint64_t idle_clock_ = 0;
+  std::vector<std::pair<InFlight, std::vector<std::byte>>> deferred_;
+  std::shared_ptr<ResultReader> reader_;
   std::thread thread_;
 };
+
+inline bool ResultReader::help() noexcept {
+  if (busy_.exchange(true, std::memory_order_acquire)) return false;
+  bool did = false;
+  try {
+    did = be_ != nullptr && be_->help_drain();
+  } catch (...) {  // a waiter that cannot help just waits
+  }
+  busy_.store(false, std::memory_order_release);
+  return did;
+}
 
 }  // namespace mp::detail

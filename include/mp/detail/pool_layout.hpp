@@ -69,7 +69,11 @@ struct alignas(cache_line) WorkerSlot {
   std::atomic<std::uint32_t> wants_space{0};  // parent: ring my doorbell when you free task-channel space
   std::atomic<std::uint64_t> started{0};      // tasks the current worker has begun (read whole)
   std::atomic<std::uint32_t> used{0};         // the worker began user code (initializer or task)
+  std::atomic<std::uint32_t> task_ns{0xffffffffu};  // worker: its recent time per task (ns, smoothed)
 };
+
+/// WorkerSlot::task_ns before the worker measured anything.
+inline constexpr std::uint32_t task_ns_unknown = 0xffffffffu;
 
 /// The header of one part of a task message too large for the ring.
 struct PartHeader {
@@ -143,7 +147,7 @@ private:
 
 /// How long a worker spins for its next task before it sleeps on a futex
 /// (ns), counted from the end of its last task; an idle pool sleeps.
-inline constexpr std::int64_t worker_spin_ns = 50'000;
+inline constexpr std::int64_t worker_spin_ns = 100'000;
 /// How long the result thread spins for results before it sleeps.
 inline constexpr std::int64_t parent_spin_ns = 30'000;
 
@@ -195,7 +199,9 @@ public:
   /// Returns the tasks run; sets stop() when told to exit.
   std::size_t run_some(std::size_t max) {
     std::size_t ran = 0;
+    Clock::time_point first{};
     auto on_msg = [&](std::span<const std::byte> msg) {
+      if (ran == 0) first = Clock::now();
       if (msg.empty()) {
         stop_ = true;
       } else if (!is_part(msg)) {
@@ -214,6 +220,7 @@ public:
       write_current_error(out_, 0);
       ++ran;
     }
+    if (ran != 0) note_time(first, ran);
     if (slot_.wants_space.load(std::memory_order_seq_cst) != 0) {
       slot_.wants_space.store(0, std::memory_order_relaxed);
       doorbell_->notify();
@@ -229,6 +236,15 @@ private:
     slot_.started.fetch_add(1, std::memory_order_seq_cst);
     run_task(msg, out_);
   }
+  /// Publishes the smoothed time per task (the parent sizes its window by it).
+  void note_time(Clock::time_point first, std::size_t ran) noexcept {
+    const auto per = static_cast<std::uint64_t>((Clock::now() - first).count()) / ran;
+    const std::uint32_t old = slot_.task_ns.load(std::memory_order_relaxed);
+    const std::uint64_t avg = old == task_ns_unknown ? per : (3 * std::uint64_t{old} + per) / 4;
+    slot_.task_ns.store(static_cast<std::uint32_t>(std::min<std::uint64_t>(avg, task_ns_unknown - 1)),
+                        std::memory_order_relaxed);
+  }
+
   /// Appends a part; true when the message is complete.
   bool add_part(std::span<const std::byte> msg) {
     PartHeader h;

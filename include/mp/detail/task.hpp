@@ -15,6 +15,7 @@
 
 #include <cxxabi.h>
 
+#include <atomic>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -33,6 +34,7 @@
 #include <vector>
 
 #include <mp/codec.hpp>
+#include <mp/detail/futex.hpp>
 #include <mp/errors.hpp>
 
 namespace mp::detail {
@@ -60,8 +62,31 @@ protected:
   ~ResultOut() = default;
 };
 
+/// What a thread waiting for a result can do instead of sleeping: read the
+/// backend's result channels itself (one thread at a time), so that a round
+/// trip needs no wakeup of the result thread. Owned by the backend and
+/// shared with its pending results, so it outlives both.
+class WaitHelper {
+public:
+  virtual ~WaitHelper() = default;
+  /// Delivers whatever results are there, if no other thread is reading
+  /// them; returns whether it delivered any. Never blocks; any thread.
+  virtual bool help() noexcept = 0;
+  /// A waiter begins / ends its spin of help() calls (the backend's result
+  /// thread stands back meanwhile). A waiter that leaves to sleep passes
+  /// wake = true: the last one out wakes the result thread at once.
+  void enter() noexcept { active_.fetch_add(1, std::memory_order_seq_cst); }
+  void leave(bool wake) noexcept {
+    if (active_.fetch_sub(1, std::memory_order_seq_cst) == 1 && wake) futex_wake_all(active_);
+  }
+
+protected:
+  std::atomic<std::uint32_t> active_{0};
+};
+
 /// The parent-side receiver of one task's result. Called on the backend's
-/// result thread (or on terminate), exactly once per submitted task.
+/// result thread (or on terminate, or in a thread waiting for a result),
+/// exactly once per submitted task.
 class Sink {
 public:
   virtual ~Sink() = default;
@@ -69,6 +94,11 @@ public:
   virtual void on_result(std::size_t index, std::span<const std::byte> msg) noexcept = 0;
   /// The task will never produce a result (worker lost, pool terminated).
   virtual void on_error(std::size_t index, std::exception_ptr e) noexcept = 0;
+  /// Whether completing this sink runs user callbacks (which must run on the
+  /// result thread, so a helping waiter leaves it to that thread).
+  [[nodiscard]] virtual bool has_callbacks() const noexcept { return false; }
+  /// The backend's helper, for waiters of this sink (set at submit).
+  virtual void use_helper(const std::shared_ptr<WaitHelper>&) noexcept {}
 };
 
 using Trampoline = void (*)(Reader& in, ResultOut& out);
