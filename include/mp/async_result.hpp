@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -33,6 +34,10 @@ namespace detail {
 /// sleeps on the futex. A cross-core wakeup costs ~60 us on the target VM, so
 /// a round trip that completes within this window never sleeps.
 inline constexpr std::chrono::nanoseconds wait_spin_time{100'000};
+/// After this long a spinning waiter yields the CPU every few iterations, so
+/// that a worker placed on the same core (the other one busy with other
+/// jobs) runs now instead of after a time slice.
+inline constexpr std::chrono::nanoseconds wait_spin_before_yield{3'000};
 
 /// The part of a result state that does not depend on T.
 class StateBase : public Sink {
@@ -97,13 +102,17 @@ protected:
 private:
   /// Spins until ready, wait_spin_time or the deadline, helping the backend.
   void spin(Clock::time_point deadline) const {
-    const auto stop = std::min(deadline, Clock::now() + wait_spin_time);
+    const auto start = Clock::now();
+    const auto stop = std::min(deadline, start + wait_spin_time);
     WaitHelper* h = helper_.get();
     if (h != nullptr) h->enter();
     for (unsigned i = 1; !ready(); ++i) {
       if (h != nullptr) h->help();
       cpu_relax();
-      if ((i & 15u) == 0 && Clock::now() >= stop) break;
+      if ((i & 15u) != 0) continue;
+      const auto now = Clock::now();
+      if (now >= stop) break;
+      if (now - start > wait_spin_before_yield) std::this_thread::yield();
     }
     if (h != nullptr) h->leave(!ready());
   }
