@@ -45,6 +45,7 @@
 #include <vector>
 
 #include <mp/detail/pool_layout.hpp>
+#include <mp/detail/pool_reader.hpp>
 #include <mp/detail/spawner.hpp>
 #include <mp/detail/task.hpp>
 #include <mp/errors.hpp>
@@ -66,42 +67,10 @@ public:
   using std::logic_error::logic_error;
 };
 
-class ForkBackend;
-
-/// Who reads the result channels now: the result thread or one waiting
-/// thread (busy_); a spinning waiter reads them through help().
-class ResultReader final : public WaitHelper {
-public:
-  explicit ResultReader(ForkBackend* be) noexcept : be_(be) {}
-  bool help() noexcept override;
-  /// The result thread takes the reading role (waits for a helper to finish).
-  void lock() noexcept {
-    for (unsigned i = 0; busy_.exchange(true, std::memory_order_acquire); ++i) {
-      if (i > 64) std::this_thread::yield();
-      cpu_relax();
-    }
-  }
-  void unlock() noexcept { busy_.store(false, std::memory_order_release); }
-  /// The backend is going away: later help() calls do nothing.
-  void detach() noexcept {
-    lock();
-    be_ = nullptr;
-    unlock();
-  }
-  [[nodiscard]] bool helping() const noexcept { return active_.load(std::memory_order_seq_cst) != 0; }
-  std::atomic<std::uint32_t>& active_word() noexcept { return active_; }
-
-private:
-  std::atomic<bool> busy_{false};
-  ForkBackend* be_;
-};
-
 /// The most tasks one worker may have in flight (short tasks).
 inline constexpr std::int64_t max_window = 8192;
 
 class ForkBackend {
-  friend class ResultReader;
-
 public:
   explicit ForkBackend(const BackendOptions& o)
       : opt_(o), seg_(o.processes, o.channel_capacity), workers_(o.processes) {
@@ -116,7 +85,7 @@ public:
     spawner_pid_ = pid;
     sock_ = fd;
     for (unsigned i = 0; i < o.processes; ++i) send(spawner_command(SpawnerOp::spawn, i));
-    reader_ = std::make_shared<ResultReader>(this);
+    reader_ = std::make_shared<ResultReader>([this] { return help_drain(); });
     thread_ = std::thread([this] { result_loop(); });
   }
 
@@ -233,7 +202,7 @@ private:
   }
 
   std::size_t outstanding() const {
-    std::size_t n = pending_.size();
+    std::size_t n = pending_.size() + deferred_.size();
     for (const auto& w : workers_) n += w.inflight.size();
     return n;
   }
@@ -390,8 +359,10 @@ private:
       std::lock_guard lock(mu_);
       if (deferred_.empty()) return false;
       d.swap(deferred_);
+      deferred_flag_.store(false, std::memory_order_relaxed);
     }
     for (auto& [e, bytes] : d) e.sink->on_result(e.index, bytes);
+    idle_cv_.notify_all();  // join() counts deferred results as outstanding
     return true;
   }
 
@@ -402,6 +373,7 @@ private:
   void wait_for_work() {
     auto ready = [&] {
       if (quit_flag_.load(std::memory_order_acquire)) return true;
+      if (deferred_flag_.load(std::memory_order_acquire)) return true;
       if (seg_.ctl().events.load(std::memory_order_acquire) != events_seen_) return true;
       for (auto& w : workers_) {
         if (w.results.readable()) return true;
@@ -472,6 +444,8 @@ private:
       if (closed_) idle_cv_.notify_all();
       if (!on_thread && e.sink->has_callbacks()) {
         deferred_.emplace_back(std::move(e), std::vector<std::byte>(msg.begin(), msg.end()));
+        deferred_flag_.store(true, std::memory_order_seq_cst);
+        seg_.ctl().doorbell.notify();  // the result thread may sleep on it, not on the helpers
         return;
       }
     }
@@ -511,18 +485,7 @@ private:
         w.inflight.pop_front();
       }
       requeue_unstarted(w, lost);
-      seg_.create_channels(i);
-      w.tasks = seg_.task_channel(i);
-      w.results = seg_.result_channel(i);
-      w.sent = 0;
-      w.answered = 0;
-      w.want_space = false;
-      w.stop_sent = false;
-      w.want_space_flag.store(false);
-      slot.started.store(0);
-      slot.used.store(0);
-      slot.task_ns.store(task_ns_unknown);
-      slot.wants_space.store(0);
+      recycle(i);
       if (WIFEXITED(status) && WEXITSTATUS(status) == initializer_failed_exit) broken(lost);
       if (!terminated_ && !broken_ && !(stopping_ && outstanding() == 0)) {
         slot.state.store(static_cast<std::uint32_t>(SlotState::spawning));
@@ -536,11 +499,29 @@ private:
     for (auto& e : lost) e.sink->on_error(e.index, err);
   }
 
+  /// Fresh channels and slot for worker i's replacement (under mu_).
+  void recycle(unsigned i) {
+    Worker& w = workers_[i];
+    WorkerSlot& slot = seg_.slot(i);
+    seg_.create_channels(i);
+    w.tasks = seg_.task_channel(i);
+    w.results = seg_.result_channel(i);
+    w.sent = 0;
+    w.answered = 0;
+    w.want_space = false;
+    w.stop_sent = false;
+    w.want_space_flag.store(false);
+    slot.started.store(0);
+    slot.used.store(0);
+    slot.task_ns.store(task_ns_unknown);
+    slot.wants_space.store(0);
+  }
+
   /// Puts the dead worker's unstarted tasks back at the front of pending_.
   void requeue_unstarted(Worker& w, std::vector<InFlight>& lost) {
     std::deque<Pending> back;
     std::size_t from_ring = w.inflight.size() - (w.streaming ? 1 : 0);
-    auto msgs = unread_tasks(w);
+    auto msgs = read_back_tasks(w.tasks);
     const std::size_t have = std::min(from_ring, msgs.size());
     for (std::size_t k = 0; k < from_ring; ++k) {
       InFlight& e = w.inflight[k];
@@ -557,33 +538,6 @@ private:
     }
     w.inflight.clear();
     pending_.insert(pending_.begin(), std::make_move_iterator(back.begin()), std::make_move_iterator(back.end()));
-  }
-
-  /// The whole task messages left in a dead worker's task channel, oldest
-  /// first (the parent reads them as the consumer now). Parts are joined; a
-  /// message whose first parts the worker had already read is dropped.
-  std::vector<std::vector<std::byte>> unread_tasks(Worker& w) {
-    std::vector<std::vector<std::byte>> out;
-    std::vector<std::byte> part;
-    auto on_msg = [&](std::span<const std::byte> m) {
-      if (m.empty()) return;
-      if (!is_part(m)) {
-        out.emplace_back(m.begin(), m.end());
-        return;
-      }
-      PartHeader h;
-      std::memcpy(&h, m.data(), sizeof h);
-      if (h.offset == 0) part.clear();
-      if (h.offset != part.size()) return;
-      part.insert(part.end(), m.begin() + sizeof h, m.end());
-      if (part.size() == h.total) out.push_back(std::move(part)), part.clear();
-    };
-    try {
-      while (w.tasks.try_recv_batch(on_msg, 256) != 0) {
-      }
-    } catch (const DecodeError&) {  // what is left is unreadable: those tasks count as lost
-    }
-    return out;
   }
 
   /// The initializer failed: the pool cannot run tasks; fail them all.
@@ -627,6 +581,7 @@ private:
 
   void fail_everything() {
     std::vector<InFlight> lost;
+    run_deferred();  // results a waiter left for the (now ended) result thread
     {
       std::lock_guard lock(mu_);
       for (auto& w : workers_) {
@@ -656,19 +611,10 @@ private:
   std::uint32_t events_seen_ = 0;
   std::uint64_t idle_clock_ = 0;
   std::vector<std::pair<InFlight, std::vector<std::byte>>> deferred_;
+  std::atomic<bool> deferred_flag_{false};  // deferred_ is not empty (lock-free check)
   std::shared_ptr<ResultReader> reader_;
   std::thread thread_;
 };
 
-inline bool ResultReader::help() noexcept {
-  if (busy_.exchange(true, std::memory_order_acquire)) return false;
-  bool did = false;
-  try {
-    did = be_ != nullptr && be_->help_drain();
-  } catch (...) {  // a waiter that cannot help just waits
-  }
-  busy_.store(false, std::memory_order_release);
-  return did;
-}
 
 }  // namespace mp::detail
