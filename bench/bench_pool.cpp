@@ -100,7 +100,17 @@ void BM_pool_create_teardown(benchmark::State& state) {
 }
 BENCHMARK(BM_pool_create_teardown)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// The floor under the row above: fork this process, _exit, waitpid. A pool's
+// The same with one apply: every worker is forked and joined (a pool closed
+// before its spawner ran forks no worker at all, which the row above sees).
+void BM_pool_create_apply_teardown(benchmark::State& state) {
+  for (auto _ : state) {
+    mp::Pool pool(2);
+    benchmark::DoNotOptimize(pool.apply(identity, 1));
+  }
+}
+BENCHMARK(BM_pool_create_apply_teardown)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The floor under the rows above: fork this process, _exit, waitpid. A pool's
 // teardown must wait for new processes to be scheduled once; on a loaded
 // machine a new task waits about one scheduler slice (~4 ms here), so read
 // create+teardown against this row of the same run.

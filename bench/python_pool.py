@@ -40,7 +40,8 @@ def apply_round_trip_us(pool, n=5_000):
         t = time.perf_counter()
         pool.apply(identity, (1,))
         ts.append((time.perf_counter() - t) * 1e6)
-    return statistics.median(ts)
+    ts.sort()
+    return statistics.median(ts), ts[len(ts) * 99 // 100]
 
 
 def map_rate(pool, n=10_000_000):
@@ -90,9 +91,11 @@ def idle_cpu_pct(pool):
 
 def main():
     mp.set_start_method("fork")
+    print(f"load average {os.getloadavg()[0]:.2f}")
     with mp.Pool(2) as pool:
         print(f"python apply_async_throughput   {apply_async_rate(pool):12.0f} tasks/s")
-        print(f"python apply_round_trip          {apply_round_trip_us(pool):12.1f} us (median)")
+        med, p99 = apply_round_trip_us(pool)
+        print(f"python apply_round_trip          {med:12.1f} us (median), p99 {p99:.1f} us")
         print(f"python map_1e7                   {map_rate(pool):12.0f} items/s")
         print(f"python rowcount_map              {rowcount_ms(pool):12.1f} ms")
         print(f"python idle_pool_cpu             {idle_cpu_pct(pool):12.1f} % (parent + workers)")

@@ -31,6 +31,7 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
@@ -121,16 +122,31 @@ public:
   }
 
 private:
+  /// Reads every command that is there. Spawns come first in order, unless
+  /// the batch also ends the pool (exit/kill/join): then forking workers
+  /// only to kill them at once is skipped (a pool closed right after it was
+  /// made costs one process, not three).
   void command() {
-    std::uint32_t cmd = 0;
-    const ssize_t n = retry_eintr([&] { return ::read(sock_, &cmd, sizeof cmd); });
-    if (n != static_cast<ssize_t>(sizeof cmd)) kill_all_and_exit();  // EOF: the parent is gone
-    const auto op = static_cast<SpawnerOp>(cmd >> 24);
-    const unsigned slot = cmd & 0xffffffu;
-    if (op == SpawnerOp::spawn && slot < pids_.size()) spawn(slot);
-    if (op == SpawnerOp::exit) ::_exit(0);
-    if (op == SpawnerOp::kill) kill_all_and_exit();
-    if (op == SpawnerOp::join) join_and_exit();
+    std::uint32_t cmds[64];
+    std::size_t got = 0;
+    do {
+      const ssize_t n = retry_eintr([&] {
+        return ::read(sock_, reinterpret_cast<char*>(cmds) + got, sizeof cmds - got);
+      });
+      if (n <= 0) kill_all_and_exit();  // EOF: the parent is gone
+      got += static_cast<std::size_t>(n);
+    } while (got % sizeof cmds[0] != 0);
+    const std::size_t count = got / sizeof cmds[0];
+    SpawnerOp last = SpawnerOp::spawn;
+    for (std::size_t k = 0; k < count; ++k)
+      if (static_cast<SpawnerOp>(cmds[k] >> 24) != SpawnerOp::spawn) last = static_cast<SpawnerOp>(cmds[k] >> 24);
+    if (last == SpawnerOp::exit) ::_exit(0);
+    if (last == SpawnerOp::kill) kill_all_and_exit();
+    if (last == SpawnerOp::join) join_and_exit();
+    for (std::size_t k = 0; k < count; ++k) {
+      const unsigned slot = cmds[k] & 0xffffffu;
+      if (static_cast<SpawnerOp>(cmds[k] >> 24) == SpawnerOp::spawn && slot < pids_.size()) spawn(slot);
+    }
   }
 
   /// A worker that never ran user code (no initializer, no task) has nothing
