@@ -9,10 +9,12 @@
 //             cpu_bound (not in the default list: a slow per-row task, for the factor choice)
 #include <mp/pool.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <functional>
 #include <random>
 #include <string>
@@ -47,19 +49,65 @@ struct Options {
   std::string variants = "serial,apply,map,starmap,apply_async,map_async,starmap_async,imap_unordered";
 };
 
+constexpr const char* known_variants[] = {"serial",        "apply",     "map",           "starmap",  "apply_async",
+                                          "map_async",     "starmap_async", "imap_unordered", "cpu_bound"};
+
+std::vector<std::string> split(const std::string& list) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos <= list.size()) {
+    const std::size_t comma = std::min(list.find(',', pos), list.size());
+    if (comma > pos) out.push_back(list.substr(pos, comma - pos));
+    pos = comma + 1;
+  }
+  return out;
+}
+
+constexpr const char* usage =
+    "usage: rowcount [--rows N] [--processes N] [--factor F] [--variants a,b,...]\n"
+    "  --rows N        rows of the 5-column matrix (default 200000)\n"
+    "  --processes N   pool size; 0 = cpu_count() * factor (default 0)\n"
+    "  --factor F      workers per usable CPU when --processes is 0 (default 1.5)\n"
+    "  --variants ...  comma-separated, from: serial apply map starmap apply_async map_async\n"
+    "                  starmap_async imap_unordered cpu_bound (default: all but cpu_bound)\n";
+
+[[noreturn]] void bad_usage(const std::string& why) {
+  std::fprintf(stderr, "rowcount: %s\n%s", why.c_str(), usage);
+  std::exit(2);
+}
+
+/// A whole number or a decimal from a command-line value, or a usage error.
+template <class T>
+T number(const std::string& key, const std::string& v) {
+  try {
+    std::size_t used = 0;
+    const double d = std::stod(v, &used);
+    if (used == v.size() && d >= 0) return static_cast<T>(d);
+  } catch (const std::exception&) {
+  }
+  bad_usage(key + " needs a non-negative number, not '" + v + "'");
+}
+
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--rows") o.rows = std::stoul(v);
-    else if (k == "--processes") o.processes = static_cast<unsigned>(std::stoul(v));
-    else if (k == "--factor") o.factor = std::stod(v);
-    else if (k == "--variants") o.variants = v;
-    else {
-      std::fprintf(stderr, "usage: rowcount [--rows N] [--processes N] [--factor F] [--variants a,b]\n");
-      std::exit(2);
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    if (k == "--help" || k == "-h") {
+      std::fputs(usage, stdout);
+      std::exit(0);
     }
+    if (i + 1 >= argc) bad_usage(k + " needs a value");
+    const std::string v = argv[++i];
+    if (k == "--rows") o.rows = number<std::size_t>(k, v);
+    else if (k == "--processes") o.processes = number<unsigned>(k, v);
+    else if (k == "--factor") o.factor = number<double>(k, v);
+    else if (k == "--variants") o.variants = v;
+    else bad_usage("unknown option " + k);
   }
+  if (o.rows == 0) bad_usage("--rows must be at least 1");
+  for (const std::string& name : split(o.variants))
+    if (std::find(std::begin(known_variants), std::end(known_variants), name) == std::end(known_variants))
+      bad_usage("unknown variant " + name);
   return o;
 }
 
@@ -144,21 +192,17 @@ int main(int argc, char** argv) {
   const double create_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   std::printf("rows %zu, pool of %u (cpu_count %u, factor %.2f), created in %.2f ms\n", o.rows, pool.size(),
               mp::cpu_count(), o.factor, create_ms);
-  std::printf("| variant | time (ms) | answer |\n|---|---:|---|\n");
+  std::printf("| variant | time (ms) | per row (µs) | answer |\n|---|---:|---:|---|\n");
   const Results serial = run_variant("serial", pool, data);
   bool all_ok = true;
-  std::size_t pos = 0;
-  while (pos <= o.variants.size()) {
-    const std::size_t comma = std::min(o.variants.find(',', pos), o.variants.size());
-    const std::string name = o.variants.substr(pos, comma - pos);
-    pos = comma + 1;
-    if (name.empty()) continue;
+  for (const std::string& name : split(o.variants)) {
     const auto s = std::chrono::steady_clock::now();
     const Results r = run_variant(name, pool, data);
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s).count();
     const bool ok = same_answer(name, r, serial);
     all_ok = all_ok && ok;
-    std::printf("| %s | %.2f | %s |\n", name.c_str(), ms, ok ? "= serial" : "WRONG");
+    const double rows_done = static_cast<double>(name == "cpu_bound" ? (data.size() + 49) / 50 : data.size());
+    std::printf("| %s | %.2f | %.3f | %s |\n", name.c_str(), ms, ms * 1000.0 / rows_done, ok ? "= serial" : "WRONG");
   }
   std::printf("first rows: %d %d %d %d %d\n", serial[0], serial[1], serial[2], serial[3], serial[4]);
   return all_ok ? 0 : 1;
