@@ -88,7 +88,7 @@ TEST_CASE("Barrier: reset while processes wait breaks them, then the barrier is 
   REQUIRE(b.n_waiting() == 0);
 }
 
-TEST_CASE("Barrier: a timed-out wait breaks the barrier; bad arguments", "[barrier][broken]") {
+TEST_CASE("Barrier: a timed-out wait breaks the barrier, bad arguments", "[barrier][broken]") {
   mp::Barrier b(2);
   REQUIRE_THROWS_WITH(b.wait(20ms), Catch::Contains("timed out"));
   REQUIRE(b.broken());

@@ -62,7 +62,7 @@ TEST_CASE("Condition: notify_all wakes 3 waiting processes", "[condition]") {
   for (pid_t k : kids) REQUIRE(exited_with(wait_child(k), 0));
 }
 
-TEST_CASE("Condition: timeouts hold the lock again; wait without the lock throws", "[condition]") {
+TEST_CASE("Condition: timeouts hold the lock again, wait without the lock throws", "[condition]") {
   mp::Condition cv;
   REQUIRE_THROWS_AS(cv.wait(1ms), std::logic_error);
   cv.acquire();

@@ -97,7 +97,7 @@ TEST_CASE("JoinableQueue: a consumer that dies with unfinished tasks -> WorkerLo
   REQUIRE(q.join(0ms));
 }
 
-TEST_CASE("JoinableQueue: consumer killed while blocked in get, 20 times; join stays exact",
+TEST_CASE("JoinableQueue: consumer killed while blocked in get, 20 times, join stays exact",
           "[joinable_queue][robust]") {
   mp::JoinableQueue<int> q;
   for (int round = 0; round < 20; ++round) {

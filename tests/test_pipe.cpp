@@ -56,7 +56,7 @@ TEST_CASE("Pipe: structured values, duplex both ways, poll with timeout", "[pipe
   REQUIRE(b.recv().count("y") == 1);
 }
 
-TEST_CASE("Pipe(false): one way; wrong-direction calls throw", "[pipe]") {
+TEST_CASE("Pipe(false): one way, wrong-direction calls throw", "[pipe]") {
   auto [r, w] = mp::Pipe<std::string>(false);
   REQUIRE(r.readable());
   REQUIRE_FALSE(r.writable());

@@ -45,7 +45,7 @@ std::string start_capturing_stderr(mp::Process& p) {
 
 }  // namespace
 
-TEST_CASE("Process: target with arguments runs in a child; exitcode 0", "[process]") {
+TEST_CASE("Process: target with arguments runs in a child, exitcode 0", "[process]") {
   mp::Value<long> out(0);
   mp::Process p([](mp::Value<long> v, int a, const std::string& s) { v.value() = a * static_cast<long>(s.size()); },
                 out, 6, std::string("seven!!"));
@@ -168,7 +168,7 @@ TEST_CASE("Process: names, current_process, parent_process, active_children", "[
   REQUIRE(checks[3] == 1);
 }
 
-TEST_CASE("Process: the destructor joins (daemon: terminates first); no zombie remains", "[process]") {
+TEST_CASE("Process: the destructor joins (daemon: terminates first), no zombie remains", "[process]") {
   mp::Value<int> done(0);
   pid_t pid = 0;
   {

@@ -33,7 +33,7 @@ TEST_CASE("SimpleQueue: put, get, empty, close across processes", "[simple_queue
   REQUIRE_THROWS_AS(q.put("late"), std::logic_error);
 }
 
-TEST_CASE("SimpleQueue: consumer SIGKILLed in the middle of get, 20 times; the queue still works",
+TEST_CASE("SimpleQueue: consumer SIGKILLed in the middle of get, 20 times, the queue still works",
           "[simple_queue][robust]") {
   mp::SimpleQueue<std::vector<int>> q;
   std::mt19937 rng(7);
