@@ -83,6 +83,13 @@ public:
   using Error::Error;
 };
 
+/// A pool task was cancelled (AsyncResult::cancel) before it ran, or while
+/// it ran (its worker was killed and replaced).
+class CancelledError : public Error {
+public:
+  using Error::Error;
+};
+
 /// The other end of a Pipe, or every writer of a queue, is gone: a recv() or
 /// get() that could never complete.
 class ClosedError : public Error {
