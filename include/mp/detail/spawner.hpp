@@ -10,7 +10,10 @@
 //   spawn(slot) | exit (return at once) | kill (SIGKILL every worker, reap
 //   them, then exit) | join (the workers were told to stop: SIGKILL those
 //   that never ran user code, wait for the others, then exit; so the parent
-//   only waits for the spawner); EOF (the parent is gone) means kill.
+//   only waits for the spawner) | kill_worker(slot) (SIGKILL that worker: a
+//   task timeout or cancel; the spawner alone knows which process is in
+//   the slot, so no pid reused by another process is ever signalled); EOF
+//   (the parent is gone) means kill.
 // Spawner -> parent, through the shared segment: after fork it stores the
 // slot's pid and state=alive; after reaping, the wait status and state=dead;
 // each time it bumps PoolCtl::events and rings the parent's doorbell.
@@ -35,6 +38,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <string>
+#include <stdio_ext.h>
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -49,7 +54,7 @@
 
 namespace mp::detail {
 
-enum class SpawnerOp : std::uint32_t { spawn = 1, exit = 2, kill = 3, join = 4 };
+enum class SpawnerOp : std::uint32_t { spawn = 1, exit = 2, kill = 3, join = 4, kill_worker = 5 };
 
 inline std::uint32_t spawner_command(SpawnerOp op, unsigned slot = 0) noexcept {
   return static_cast<std::uint32_t>(op) << 24 | (slot & 0xffffffu);
@@ -122,10 +127,11 @@ public:
   }
 
 private:
-  /// Reads every command that is there. Spawns come first in order, unless
-  /// the batch also ends the pool (exit/kill/join): then forking workers
-  /// only to kill them at once is skipped (a pool closed right after it was
-  /// made costs one process, not three).
+  /// Reads every command that is there. Spawns and kill_worker run in the
+  /// order sent (a kill_worker sent before a spawn of the same slot meant
+  /// the old worker), unless the batch also ends the pool (exit/kill/join):
+  /// then forking workers only to kill them at once is skipped (a pool
+  /// closed right after it was made costs one process, not three).
   void command() {
     std::uint32_t cmds[64];
     std::size_t got = 0;
@@ -137,15 +143,20 @@ private:
       got += static_cast<std::size_t>(n);
     } while (got % sizeof cmds[0] != 0);
     const std::size_t count = got / sizeof cmds[0];
-    SpawnerOp last = SpawnerOp::spawn;
-    for (std::size_t k = 0; k < count; ++k)
-      if (static_cast<SpawnerOp>(cmds[k] >> 24) != SpawnerOp::spawn) last = static_cast<SpawnerOp>(cmds[k] >> 24);
+    SpawnerOp last = SpawnerOp::spawn;  // the last command that ends the spawner, if any
+    for (std::size_t k = 0; k < count; ++k) {
+      const auto op = static_cast<SpawnerOp>(cmds[k] >> 24);
+      if (op == SpawnerOp::exit || op == SpawnerOp::kill || op == SpawnerOp::join) last = op;
+    }
     if (last == SpawnerOp::exit) ::_exit(0);
     if (last == SpawnerOp::kill) kill_all_and_exit();
     if (last == SpawnerOp::join) join_and_exit();
     for (std::size_t k = 0; k < count; ++k) {
+      const auto op = static_cast<SpawnerOp>(cmds[k] >> 24);
       const unsigned slot = cmds[k] & 0xffffffu;
-      if (static_cast<SpawnerOp>(cmds[k] >> 24) == SpawnerOp::spawn && slot < pids_.size()) spawn(slot);
+      if (slot >= pids_.size()) continue;
+      if (op == SpawnerOp::spawn) spawn(slot);
+      if (op == SpawnerOp::kill_worker && pids_[slot] > 0) ::kill(pids_[slot], SIGKILL);
     }
   }
 
@@ -237,6 +248,8 @@ inline std::pair<pid_t, int> start_spawner(const PoolSegment& seg, Spawner::Work
   int sv[2];
   checked("socketpair", [&] { return ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv); });
   const pid_t parent = ::getpid();
+  std::fflush(stdout);  // so the parent's pending output comes out once, in order
+  std::fflush(stderr);
   const pid_t pid = ::fork();
   if (pid < 0) {
     const int err = errno;
@@ -247,6 +260,10 @@ inline std::pair<pid_t, int> start_spawner(const PoolSegment& seg, Spawner::Work
   if (pid == 0) {
     ::close(sv[0]);
     close_other_pool_fds(sv[1]);
+    // What the parent had buffered in stdio is the parent's to print: a
+    // worker's exit flush would print it again, once per worker.
+    ::__fpurge(stdout);
+    ::__fpurge(stderr);
     try {
       Spawner(seg, sv[1], std::move(main)).run(parent);
     } catch (...) {
@@ -257,6 +274,77 @@ inline std::pair<pid_t, int> start_spawner(const PoolSegment& seg, Spawner::Work
   register_pool_fd(sv[0]);
   return {pid, sv[0]};
 }
+
+/// The parent's end of the spawner: its pid and the control socket. Used
+/// under the backend's lock, except reap().
+class SpawnerLink {
+public:
+  SpawnerLink() = default;
+  SpawnerLink(pid_t pid, int sock) noexcept : pid_(pid), sock_(sock) {}
+
+  [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+  [[nodiscard]] bool open() const noexcept { return sock_ >= 0; }
+
+  /// Sends one command. Throws std::system_error naming the call; a gone
+  /// spawner gives EPIPE, never SIGPIPE.
+  void send(std::uint32_t cmd) const {
+    const ssize_t n = retry_eintr([&] { return ::send(sock_, &cmd, sizeof cmd, MSG_NOSIGNAL); });
+    if (n != static_cast<ssize_t>(sizeof cmd)) throw_system_error("send(spawner socket)");
+  }
+
+  /// Whether the spawner's end closed: it exited (it never writes, and
+  /// only it holds that end). Never blocks.
+  [[nodiscard]] bool hung_up() const noexcept {
+    pollfd p{sock_, POLLIN, 0};
+    return sock_ >= 0 && ::poll(&p, 1, 0) > 0 && p.revents != 0;
+  }
+
+  /// How the spawner ended ("killed by SIGKILL", "exited with status 1"),
+  /// once hung_up(). Leaves it to reap(); waits at most ~1 s for it to end.
+  [[nodiscard]] std::string how_it_ended() const {
+    siginfo_t info{};
+    for (int i = 0; i < 1000; ++i) {
+      info.si_pid = 0;
+      if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0 && errno != EINTR)
+        break;
+      if (info.si_pid == pid_) {
+        if (info.si_code == CLD_EXITED) return "exited with status " + std::to_string(info.si_status);
+        const char* name = ::sigabbrev_np(info.si_status);
+        return std::string("killed by ") + (name ? std::string("SIG") + name : "signal " + std::to_string(info.si_status));
+      }
+      ::usleep(1000);
+    }
+    return "closed its control socket";
+  }
+
+  /// The error message of a pool whose spawner ended on its own.
+  [[nodiscard]] std::string death_message() const {
+    return "mp::Pool: the pool's spawner process " + std::to_string(pid_) + " died (" + how_it_ended() +
+           "); the pool cannot make workers and is broken";
+  }
+
+  /// Waits for the spawner to exit and reaps it. Blocks.
+  void reap() noexcept {
+    int st = 0;
+    if (pid_ > 0) {
+      while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
+      }
+    }
+    pid_ = -1;
+  }
+
+  /// Closes the parent's end.
+  void close() noexcept {
+    if (sock_ < 0) return;
+    unregister_pool_fd(sock_);
+    ::close(sock_);
+    sock_ = -1;
+  }
+
+private:
+  pid_t pid_ = -1;
+  int sock_ = -1;
+};
 
 /// What a worker's wait status means, as a sentence.
 inline std::string describe_exit(pid_t pid, int status) {
