@@ -60,6 +60,13 @@ public:
     return ready();
   }
 
+  /// Asks the pool to cancel this task (every unstarted chunk of a map);
+  /// see AsyncResult::cancel.
+  bool cancel(bool running) const {
+    if (ready() || helper_ == nullptr) return false;
+    return helper_->cancel(this, running);
+  }
+
   /// Fails the state with e (if still pending). Called once by the pool.
   void fail(std::exception_ptr e) noexcept {
     error_ = std::move(e);
@@ -262,6 +269,17 @@ public:
     });
     return *this;
   }
+
+  /// Cancels the task if it has not started: it is removed and the future
+  /// fails with mp::CancelledError; returns whether that happened. With
+  /// kill_if_running, a task already running is cancelled too, by killing
+  /// its worker (the pool replaces it). A map_async's future cancels every
+  /// chunk not started yet; the map fails with CancelledError once its
+  /// running chunks ended. A task already handed to a worker but not begun
+  /// (at most PoolOptions::window per worker) cannot be cancelled, as in
+  /// Python's concurrent.futures: false. Blocks only on the pool's lock.
+  /// Thread-safe; may be called from a then() callback.
+  bool cancel(bool kill_if_running = false) { return st_->cancel(kill_if_running); }
 
   /// Whether this handle refers to a task at all (default-constructed: no).
   [[nodiscard]] bool valid() const noexcept { return st_ != nullptr; }

@@ -27,16 +27,34 @@ namespace mp::detail {
 class ResultReader final : public WaitHelper {
 public:
   /// drain() reads whatever results are there; returns whether it read any.
-  explicit ResultReader(std::function<bool()> drain) : drain_(std::move(drain)) {}
+  /// cancel(s, running) cancels sink s's tasks (the backend's cancel).
+  using CancelFn = std::function<bool(const Sink*, bool)>;
+  explicit ResultReader(std::function<bool()> drain, CancelFn cancel = {})
+      : drain_(std::move(drain)), cancel_(std::move(cancel)) {}
 
   bool help() noexcept override {
     if (busy_.exchange(true, std::memory_order_acquire)) return false;
+    took();
     bool did = false;
     try {
       did = drain_ && drain_();
     } catch (...) {  // a waiter that cannot help just waits
     }
-    busy_.store(false, std::memory_order_release);
+    unlock();
+    return did;
+  }
+  /// Cancels with the reading role held, so that a sink never sees a result
+  /// and a cancellation at once. A callback run while this reader delivers
+  /// results already holds it (held()): it must not wait for itself.
+  bool cancel(const Sink* s, bool running) noexcept override {
+    const bool mine = held() == this;
+    if (!mine) lock();
+    bool did = false;
+    try {
+      did = cancel_ && cancel_(s, running);
+    } catch (...) {
+    }
+    if (!mine) unlock();
     return did;
   }
   /// The result thread takes the reading role (waits for a helper to finish).
@@ -45,12 +63,17 @@ public:
       if (i > 64) std::this_thread::yield();
       cpu_relax();
     }
+    took();
   }
-  void unlock() noexcept { busy_.store(false, std::memory_order_release); }
-  /// The backend is going away: later help() calls do nothing.
+  void unlock() noexcept {
+    held() = prev_;
+    busy_.store(false, std::memory_order_release);
+  }
+  /// The backend is going away: later help() and cancel() calls do nothing.
   void detach() noexcept {
     lock();
     drain_ = nullptr;
+    cancel_ = nullptr;
     unlock();
   }
   /// Whether a waiter is spinning (the result thread then stands back).
@@ -59,8 +82,21 @@ public:
   std::atomic<std::uint32_t>& active_word() noexcept { return active_; }
 
 private:
+  /// The reader whose role this thread holds (nested: a callback of one
+  /// pool may wait on another's result), and the one it held before.
+  static const ResultReader*& held() noexcept {
+    static thread_local const ResultReader* h = nullptr;
+    return h;
+  }
+  void took() noexcept {
+    prev_ = held();
+    held() = this;
+  }
+
   std::atomic<bool> busy_{false};
+  const ResultReader* prev_ = nullptr;  // written by the role's holder only
   std::function<bool()> drain_;
+  CancelFn cancel_;
 };
 
 /// The whole task messages left in a dead worker's task channel, oldest

@@ -62,6 +62,8 @@ protected:
   ~ResultOut() = default;
 };
 
+class Sink;
+
 /// What a thread waiting for a result can do instead of sleeping: read the
 /// backend's result channels itself (one thread at a time), so that a round
 /// trip needs no wakeup of the result thread. Owned by the backend and
@@ -72,6 +74,13 @@ public:
   /// Delivers whatever results are there, if no other thread is reading
   /// them; returns whether it delivered any. Never blocks; any thread.
   virtual bool help() noexcept = 0;
+  /// Cancels the tasks of sink s not begun yet (and, with `running`, the one
+  /// running, by killing its worker); returns whether it cancelled any.
+  virtual bool cancel(const Sink* s, bool running) noexcept {
+    (void)s;
+    (void)running;
+    return false;
+  }
   /// A waiter begins / ends its spin of help() calls (the backend's result
   /// thread stands back meanwhile). A waiter that leaves to sleep passes
   /// wake = true: the last one out wakes the result thread at once.
