@@ -63,7 +63,9 @@ T round_trip(const T& v) {
   } while (false)
 
 enum class Color : std::uint16_t { red = 1, green = 700 };
-enum Plain { plain_a, plain_b = 42 };
+enum Plain : int { plain_a, plain_b = 42 };  // unscoped, fixed underlying type: every int is valid
+enum Unfixed { unfixed_a, unfixed_b, unfixed_c };  // no fixed type: valid values are 0..3 only
+enum Checked { checked_a, checked_b };              // no fixed type, sent through mp::codec below
 
 struct Pod {
   int a;
@@ -195,6 +197,17 @@ struct mp::codec<Blob> {
   static Blob decode(mp::detail::Reader& r) { return Blob(r.read<std::vector<std::byte>>()); }
 };
 
+// Opting in an enum without a fixed underlying type: travel as int, range-checked.
+template <>
+struct mp::codec<Checked> {
+  using wire_type = int;
+  static int to_wire(Checked c) { return static_cast<int>(c); }
+  static Checked from_wire(int&& v) {
+    if (v < checked_a || v > checked_b) throw mp::DecodeError("Checked out of range");
+    return static_cast<Checked>(v);
+  }
+};
+
 TEST_CASE("scalars and trivially copyable types round-trip", "[codec]") {
   CHECK_ROUND_TRIP(0);
   CHECK_ROUND_TRIP(-123456789);
@@ -212,6 +225,39 @@ TEST_CASE("scalars and trivially copyable types round-trip", "[codec]") {
   CHECK(mp::dumps(Color::green).size() == sizeof(std::uint16_t));
   CHECK(mp::dumps(std::monostate{}).empty());
   CHECK(round_trip(std::monostate{}) == std::monostate{});
+}
+
+// Regression (fuzz finding): mp::loads<Unfixed> of the byte 7 produced a
+// value no Unfixed may hold (UBSan: load of invalid value). Such enums are now
+// rejected at compile time; enums with a fixed underlying type accept every
+// value of that type, which is defined behaviour.
+TEST_CASE("only enums with a fixed underlying type are decoded, and every underlying value is valid", "[codec]") {
+  STATIC_REQUIRE(!mp::Sendable<Unfixed>);
+  STATIC_REQUIRE(!mp::Sendable<const Unfixed&>);
+  STATIC_REQUIRE(!mp::Sendable<std::vector<Unfixed>>);
+  STATIC_REQUIRE(!mp::Sendable<std::optional<Unfixed>>);
+  STATIC_REQUIRE(!mp::Sendable<std::array<Unfixed, 2>>);
+  STATIC_REQUIRE(!mp::Sendable<Unfixed[2]>);
+  STATIC_REQUIRE(!mp::Sendable<std::map<Unfixed, int>>);
+  STATIC_REQUIRE(mp::detail::kind_of<Unfixed>() == mp::detail::Kind::unfixed_enum);
+  STATIC_REQUIRE(mp::detail::kind_of<Unfixed[2]>() == mp::detail::Kind::unfixed_enum);
+  STATIC_REQUIRE(mp::Sendable<Plain>);
+  STATIC_REQUIRE(mp::Sendable<Color>);
+  STATIC_REQUIRE(mp::Sendable<std::byte>);
+  STATIC_REQUIRE(mp::Sendable<Checked>);
+
+  // A fixed underlying type: any int is a valid Plain, also one that names no enumerator.
+  CHECK(static_cast<int>(mp::loads<Plain>(mp::dumps(7))) == 7);
+  CHECK(static_cast<int>(mp::loads<Plain>(mp::dumps(-1))) == -1);
+  CHECK(static_cast<std::uint16_t>(mp::loads<Color>(mp::dumps(std::uint16_t{65535}))) == 65535);
+  CHECK(mp::loads<std::vector<Plain>>(mp::dumps(std::vector<int>{7, 42})) == std::vector<Plain>{Plain{7}, plain_b});
+  CHECK_THROWS_AS(mp::loads<Plain>(mp::dumps(std::int16_t{7})), mp::DecodeError);  // truncated
+
+  // The documented escape for an enum without a fixed type: mp::codec with a range check.
+  CHECK(mp::loads<Checked>(mp::dumps(checked_b)) == checked_b);
+  CHECK(mp::loads<std::vector<Checked>>(mp::dumps(std::vector<Checked>{checked_b, checked_a})) ==
+        std::vector<Checked>{checked_b, checked_a});
+  CHECK_THROWS_AS(mp::loads<Checked>(mp::dumps(7)), mp::DecodeError);
 }
 
 TEST_CASE("standard containers round-trip, empty and not", "[codec]") {

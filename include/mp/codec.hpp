@@ -13,7 +13,8 @@
 //
 // What can be sent (mp::Sendable<T>)
 // ----------------------------------
-// Arithmetic types, enums, std::byte, other trivially copyable types (captureless
+// Arithmetic types, enums with a fixed underlying type (every enum class, and
+// `enum E : int {...}`), std::byte, other trivially copyable types (captureless
 // lambdas and lambdas with trivially copyable captures included), function
 // pointers, std::string, std::vector, std::array, std::deque, std::list,
 // std::pair, std::tuple, std::optional, std::variant, std::monostate, std::map,
@@ -21,10 +22,17 @@
 // and user types opting in (below). std::span and std::string_view can be
 // encoded (as a vector/string) but not decoded.
 // Rejected at compile time, with a static_assert saying how to opt in: raw
-// and member pointers, smart pointers, other non-trivially-copyable classes.
+// and member pointers, smart pointers, other non-trivially-copyable classes,
+// and enums WITHOUT a fixed underlying type (`enum Color { red, green }`).
+// Such an enum's valid values are only those of the smallest bit-field that
+// holds its enumerators, which C++20 cannot find out, so decoding arbitrary
+// bytes could produce an invalid value (undefined behaviour); `enum Color :
+// int` (or an enum class) makes every int a valid value, and mp accepts it.
 // A pointer INSIDE a trivially copyable struct cannot be detected: it is
 // copied as is, and is meaningful only in a child forked after it was set.
-// Likewise a bool inside such a struct is not validated on decoding.
+// Likewise a bool or an enum without a fixed underlying type inside such a
+// struct is not validated on decoding: send such a struct only from a peer
+// you trust to send valid values (or give it a serialize member).
 //
 // Opting in, 1: a cereal-style member (types written for cereal work
 // unchanged; cereal's headers are not needed, and save()/load() pairs and
@@ -58,8 +66,10 @@
 //   | type                                  | bytes                                        |
 //   |---------------------------------------|----------------------------------------------|
 //   | bool                                  | 1 byte, 0 or 1 (anything else: DecodeError) |
-//   | arithmetic, enum (underlying value),  | sizeof(T) bytes, memcpy, host byte order     |
-//   |   other trivially copyable T          |                                              |
+//   | arithmetic, enum with a fixed         | sizeof(T) bytes, memcpy, host byte order;    |
+//   |   underlying type (its value), other  |   every value of the underlying type is      |
+//   |   trivially copyable T                |   accepted (a valid value of such an enum)   |
+//   | enum without a fixed underlying type  | rejected at compile time: add `: int`        |
 //   | length / count ("len")                | u64, host byte order (little-endian)         |
 //   | string, vector, deque, list           | len, then the elements; trivially copyable   |
 //   |                                       |   elements as one block of len*sizeof(E)     |

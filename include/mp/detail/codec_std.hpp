@@ -377,6 +377,17 @@ struct RejectPointer {
   }
 };
 
+struct RejectUnfixedEnum {
+  template <class T>
+  static void reject() {
+    static_assert(always_false<T>,
+                  "mp cannot encode or decode an enum without a fixed underlying type: its valid values are only those of "
+                  "its enumerators' bit width, so arbitrary bytes could make an invalid value (undefined "
+                  "behaviour). Give the enum a fixed underlying type, e.g. `enum Color : int { red, green };` "
+                  "(or make it an enum class), or specialise mp::codec<T> for it (see <mp/codec.hpp>).");
+  }
+};
+
 struct RejectUnsupported {
   template <class T>
   static void reject() {
@@ -404,6 +415,8 @@ struct RejectedCodec {
 
 template <class T>
 struct Codec<T, Kind::pointer> : RejectedCodec<T, RejectPointer> {};
+template <class T>
+struct Codec<T, Kind::unfixed_enum> : RejectedCodec<T, RejectUnfixedEnum> {};
 template <class T>
 struct Codec<T, Kind::unsupported> : RejectedCodec<T, RejectUnsupported> {};
 

@@ -74,6 +74,10 @@ concept smart_pointer = is_specialization_of<T, std::unique_ptr> || is_specializ
                         is_specialization_of<T, std::weak_ptr>;
 template <class T>
 concept function_pointer = std::is_pointer_v<T> && std::is_function_v<std::remove_pointer_t<T>>;
+/// An enum whose underlying type is fixed (every scoped enum, `enum E : int`):
+/// every value of that type is a valid E. Only such enums allow E{u}.
+template <class T>
+concept fixed_enum = std::is_enum_v<T> && requires { T{std::underlying_type_t<T>{}}; };
 
 // --- user hooks -------------------------------------------------------------
 template <class T>
@@ -114,7 +118,8 @@ enum class Kind {
   function_pointer,  // FunctionId
   pointer,           // rejected: raw, member or smart pointer
   boolean,           // one byte, 0 or 1
-  bitwise,           // arithmetic, enum, other trivially copyable: memcpy
+  bitwise,           // arithmetic, enum with a fixed underlying type, other trivially copyable: memcpy
+  unfixed_enum,      // rejected: enum without a fixed underlying type (bytes may be no valid value)
   contiguous,        // std::vector (not of bool), std::basic_string
   sequence,          // std::deque, std::list, std::vector<bool>
   set,               // std::set, std::unordered_set
@@ -151,6 +156,17 @@ consteval Kind std_kind() {
   else return Kind::unsupported;
 }
 
+template <class T>
+consteval Kind kind_of();
+
+/// A C array's kind from its element's: memcpy-able elements only, and the
+/// element's own rejection when that says more (an enum to fix).
+template <class E>
+consteval Kind element_array_kind() {
+  constexpr Kind k = kind_of<E>();
+  return k == Kind::bitwise || k == Kind::unfixed_enum ? k : Kind::unsupported;
+}
+
 /// The encoding T gets. Order matters: user hooks first; function pointers
 /// before other pointers; std families (whose trivially copyable members such
 /// as std::optional<int> carry flags to validate) before plain memcpy.
@@ -162,11 +178,12 @@ consteval Kind kind_of() {
   else if constexpr (function_pointer<T>) return Kind::function_pointer;
   else if constexpr (std::is_pointer_v<T> || std::is_member_pointer_v<T> || smart_pointer<T>) return Kind::pointer;
   else if constexpr (std::is_same_v<T, bool>) return Kind::boolean;
-  else if constexpr (std::is_arithmetic_v<T> || std::is_enum_v<T>) return Kind::bitwise;
+  else if constexpr (std::is_arithmetic_v<T> || fixed_enum<T>) return Kind::bitwise;
+  else if constexpr (std::is_enum_v<T>) return Kind::unfixed_enum;
   else if constexpr (std_kind<T>() != Kind::unsupported) return std_kind<T>();
   else if constexpr (free_serialize<T>) return Kind::free_serialize;
   else if constexpr (std::is_array_v<T>)  // C arrays only of memcpy-able elements (not pointers, not bool)
-    return kind_of<std::remove_cv_t<std::remove_extent_t<T>>>() == Kind::bitwise ? Kind::bitwise : Kind::unsupported;
+    return element_array_kind<std::remove_cv_t<std::remove_extent_t<T>>>();
   else if constexpr (std::is_trivially_copyable_v<T>) return Kind::bitwise;
   else return Kind::unsupported;
 }
