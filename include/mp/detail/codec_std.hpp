@@ -13,15 +13,20 @@ namespace mp::detail {
 
 // GCC 12 at -O3 sees the size computations of std::vector and warns about
 // impossible huge bounds (-Wstringop-overflow, -Wrestrict); n is always a
-// real size here.
+// real size here. Clang knows neither warning (and -Werror would reject the
+// unknown names), hence GCC only.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wstringop-overflow"
 #pragma GCC diagnostic ignored "-Wrestrict"
+#endif
 /// memcpy that accepts n == 0 with null pointers.
 inline void copy_bytes(void* dst, const void* src, std::size_t n) noexcept {
   if (n != 0) std::memcpy(dst, src, n);
 }
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 inline std::byte* write_length(std::byte* out, std::size_t n) noexcept {
   const auto len = static_cast<wire_length>(n);
