@@ -3,7 +3,9 @@
 
 #include <atomic>
 #include <cstring>
+#include <new>
 #include <numeric>
+#include <sys/resource.h>
 #include <thread>
 #include <vector>
 
@@ -15,8 +17,20 @@
 using namespace std::chrono_literals;
 using mp::detail::Clock;
 using mp::detail::Doorbell;
+using mp::detail::FrameType;
+using mp::detail::ReadCursor;
+using mp::detail::ReadStatus;
+using mp::detail::Ring;
+using mp::detail::RingHeader;
 using mp::detail::Segment;
 using mp::detail::SpscChannel;
+
+// Sanitizers reserve terabytes of address space: no RLIMIT_AS under them.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define MP_TEST_SANITIZED 1
+#else
+#define MP_TEST_SANITIZED 0
+#endif
 
 namespace {
 
@@ -51,6 +65,33 @@ std::vector<std::byte> recv_vec(SpscChannel& ch, Clock::time_point deadline = Cl
 bool send_u64(SpscChannel& ch, std::uint64_t v, Clock::time_point deadline = Clock::time_point::max()) {
   return ch.send(sizeof v, [&](std::byte* d) { std::memcpy(d, &v, sizeof v); }, deadline);
 }
+
+/// A writer that bypasses Ring: writes one frame with a correct header at
+/// head (as a buggy or corrupted writer could) and publishes it.
+struct RawWriter {
+  explicit RawWriter(Fixture& f)
+      : h(std::launder(reinterpret_cast<RingHeader*>(f.seg.base() + ch_off))),
+        data(f.seg.base() + ch_off + Ring::header_bytes), mask(f.ch.capacity() - 1) {}
+  RingHeader* h;
+  std::byte* data;
+  std::size_t mask;
+
+  void frame(FrameType type, std::span<const std::byte> payload) {
+    const std::uint64_t pos = h->head.load();
+    const auto fh = mp::detail::make_frame(static_cast<std::uint32_t>(payload.size()), type, pos);
+    std::memcpy(data + (pos & mask), &fh, sizeof fh);
+    if (!payload.empty()) std::memcpy(data + (pos & mask) + sizeof fh, payload.data(), payload.size());
+    if (type == FrameType::whole || type == FrameType::last) h->written.fetch_add(1);
+    h->head.store(pos + mp::detail::frame_bytes(payload.size()));
+  }
+  /// A FIRST fragment announcing `total` bytes and carrying `n` of them.
+  void first(std::uint64_t total, std::size_t n) {
+    std::vector<std::byte> p(sizeof total + n, std::byte{0x5a});
+    std::memcpy(p.data(), &total, sizeof total);
+    frame(FrameType::first, p);
+  }
+  void fragment(FrameType type, std::size_t n) { frame(type, std::vector<std::byte>(n, std::byte{0x33})); }
+};
 
 std::uint64_t as_u64(std::span<const std::byte> m) {
   std::uint64_t v = 0;
@@ -271,4 +312,88 @@ TEST_CASE("bad ring parameters are rejected", "[ring]") {
   CHECK_THROWS_AS(SpscChannel::attach(seg.base(), 128), mp::Error);
   CHECK(mp::detail::Ring::round_capacity(1000) == 1024);
   CHECK(mp::detail::Ring::round_capacity(1) == mp::detail::Ring::min_capacity);
+}
+
+// Regression (fuzz finding): a FIRST fragment's total is in its payload, which
+// the header check does not cover; the reader reserved min(total, 1 GiB) for
+// it. Now memory follows the bytes that arrived and the total is checked
+// against them.
+TEST_CASE("a fragmented message's announced total is checked against what arrives", "[ring][spsc]") {
+  Fixture f(1024);
+  RawWriter w(f);
+  Ring& ring = f.ch.ring();
+  ReadCursor cur;
+  std::vector<std::vector<std::byte>> got;
+  auto on_msg = [&](std::span<const std::byte> m) { got.emplace_back(m.begin(), m.end()); };
+  auto tail = [&] { return w.h->tail.load(); };
+
+  SECTION("a huge total reserves only what arrived plus one ring, and LAST exposes it") {
+    w.first(std::uint64_t{1} << 40, 100);
+    CHECK(ring.read(on_msg, cur, Clock::now()) == ReadStatus::timeout);
+    CHECK(cur.in_message);
+    CHECK(cur.buf.size() == 100);
+    CHECK(cur.buf.capacity() <= 100 + 1024);
+    w.fragment(FrameType::middle, 200);
+    CHECK(ring.read(on_msg, cur, Clock::now()) == ReadStatus::timeout);
+    CHECK(cur.buf.size() == 300);
+    CHECK(cur.buf.capacity() <= 2 * (100 + 1024));
+    w.fragment(FrameType::last, 50);
+    CHECK_THROWS_AS(ring.read(on_msg, cur, Clock::now()), mp::DecodeError);
+  }
+  SECTION("more bytes than announced: dropped at the fragment that passes the total") {
+    w.first(120, 100);
+    w.fragment(FrameType::middle, 50);
+    const std::uint64_t after_middle = w.h->head.load();
+    w.fragment(FrameType::last, 20);
+    CHECK_THROWS_AS(ring.read(on_msg, cur, Clock::now()), mp::DecodeError);
+    CHECK(tail() == after_middle);  // LAST not consumed yet: it is skipped as an orphan next
+    CHECK_FALSE(cur.in_message);
+    CHECK(ring.read(on_msg, cur, Clock::now()) == ReadStatus::timeout);
+  }
+  SECTION("a total no larger than FIRST's own bytes, or beyond any address space, is corrupt at once") {
+    w.first(100, 100);
+    CHECK_THROWS_AS(ring.read(on_msg, cur, Clock::now()), mp::DecodeError);
+    CHECK(tail() == w.h->head.load());
+    w.first(0x7f7f'7f7f'7f7f'7f7full, 100);
+    CHECK_THROWS_AS(ring.read(on_msg, cur, Clock::now()), mp::DecodeError);
+    CHECK_FALSE(cur.in_message);
+  }
+  // Whatever happened, the channel goes on, and every message counted as
+  // written (LAST included) is counted as read.
+  REQUIRE(send_u64(f.ch, 77));
+  REQUIRE(ring.read(on_msg, cur, Clock::now()) == ReadStatus::message);
+  REQUIRE_FALSE(got.empty());
+  CHECK(as_u64(got.back()) == 77);
+  CHECK(got.size() == 1);
+  CHECK(ring.consumed() == ring.written());
+}
+
+TEST_CASE("under RLIMIT_AS a corrupt total is a DecodeError, not std::bad_alloc", "[ring][spsc][fork]") {
+  if (MP_TEST_SANITIZED) {
+    WARN("skipped under a sanitizer (it reserves more address space than the limit)");
+    return;
+  }
+  // 2^40 is plausible (dropped by the ABORT with no large allocation); more
+  // than any address space is a DecodeError at once.
+  for (const std::uint64_t total : {std::uint64_t{0x7f7f'7f7f'7f7f'7f7full}, std::uint64_t{1} << 40}) {
+    const bool absurd = total > (std::uint64_t{1} << 57);
+    Fixture f(256);
+    pid_t pid = mp_test::fork_child([&] {
+      // The producer gives up after FIRST (nobody reads): FIRST, then ABORT.
+      if (f.ch.send_bytes(pattern(1000, 1), Clock::now())) return 3;
+      std::memcpy(f.seg.base() + ch_off + Ring::header_bytes + 8, &total, sizeof total);  // FIRST's total
+      const rlimit lim{std::size_t{512} << 20, std::size_t{512} << 20};
+      if (::setrlimit(RLIMIT_AS, &lim) != 0) return 4;
+      try {
+        const bool got = f.ch.recv([](std::span<const std::byte>) {}, Clock::now());
+        return got ? 5 : absurd ? 6 : 0;
+      } catch (const mp::DecodeError&) {
+        return absurd ? 0 : 7;
+      } catch (const std::bad_alloc&) {
+        return 1;
+      }
+    });
+    INFO("announced total " << total);
+    CHECK(mp_test::exited_with(mp_test::wait_child(pid), 0));
+  }
 }

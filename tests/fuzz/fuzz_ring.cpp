@@ -14,7 +14,8 @@
 //              throws, on the consumer side (deadline: now, never blocks).
 // The consumer must only deliver messages, skip frames, or throw
 // mp::DecodeError (or the callback's own exception); never crash, read out
-// of bounds, or loop without consuming. Invariants checked after every
+// of bounds, allocate more than was published (a FIRST fragment's total is
+// forged freely), or loop without consuming. Invariants checked after every
 // consumer step: tail <= head, tail 8-aligned, head - tail <= capacity.
 // When the script used only the real producer (no raw frame, no corruption)
 // the delivered messages must be exactly the successful sends, in order.
@@ -28,6 +29,7 @@
 #include <mp/detail/spsc.hpp>
 
 #include <fuzzer/FuzzedDataProvider.h>
+#include <sanitizer/allocator_interface.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -50,6 +52,16 @@ using mp::detail::SpscChannel;
   std::fprintf(stderr, "fuzz_ring: %s\n", what);
   std::abort();
 }
+
+/// Nothing here needs a large block (rings of at most 4 KiB, messages of at
+/// most 8 KiB): a larger allocation means the consumer trusted a forged size
+/// (a FIRST fragment's announced total) instead of the bytes that arrived.
+constexpr std::size_t max_allocation = std::size_t{1} << 20;
+
+void on_malloc(const volatile void*, std::size_t n) {
+  if (n > max_allocation) fail("an allocation larger than anything published (a forged size was trusted)");
+}
+void on_free(const volatile void*) {}
 
 /// One heap block: [unused line][Doorbell][RingHeader][data: cap bytes] and
 /// nothing after (a doorbell offset of 0 means "none", hence the first line).
@@ -136,26 +148,17 @@ struct Script {
     // writes garbage, but not over unconsumed frames: corrupt() does that).
     const std::size_t room = static_cast<std::size_t>(
         std::min<std::uint64_t>(arena.cap - idx - sizeof fh, arena.cap - (pos + sizeof fh - tail())));
-    if (type == FrameType::first && room < sizeof(std::uint64_t)) return;  // see the total below
     std::byte* at = arena.data() + idx;
     std::memcpy(at, &fh, sizeof fh);
     const std::vector<std::uint8_t> payload =
         in.ConsumeBytes<std::uint8_t>(std::min<std::size_t>({len, room, in.ConsumeIntegralInRange<std::size_t>(0, 64)}));
     if (!payload.empty()) std::memcpy(at + sizeof fh, payload.data(), payload.size());
-    if (type == FrameType::first && room >= sizeof(std::uint64_t)) {
-      // FIRST announces the message's total size (in its payload, which the
-      // header check does not cover) and the reader reserves up to 1 GiB for
-      // it. Keep forged totals small, or inputs spend their time in ASan's
-      // allocator rather than in the ring (README: fuzzing findings).
-      std::uint64_t total = 0;
-      std::memcpy(&total, at + sizeof fh, sizeof total);
-      total %= 4 * arena.cap + 1;
-      std::memcpy(at + sizeof fh, &total, sizeof total);
-    }
+    // A FIRST's payload starts with the total it announces, any u64: the
+    // header check does not cover it, so the reader must not trust it.
     // Publish the frame (or, sometimes, a head that covers only part of it,
-    // so that later frames overlap it; not for FIRST, whose total must stay).
+    // so that later frames overlap it).
     std::uint64_t next = pos + mp::detail::frame_bytes(len);
-    if (in.ConsumeBool() && type != FrameType::first) next = pos + mp::detail::frame_align * in.ConsumeIntegralInRange<std::uint64_t>(1, 8);
+    if (in.ConsumeBool()) next = pos + mp::detail::frame_align * in.ConsumeIntegralInRange<std::uint64_t>(1, 8);
     if (next - tail() > arena.cap) next = tail() + arena.cap;
     auto* h = arena.header();
     h->head.store(next, std::memory_order_release);
@@ -166,22 +169,7 @@ struct Script {
   void corrupt() {
     clean = false;
     const auto i = in.ConsumeIntegralInRange<std::size_t>(0, arena.cap - 1);
-    if (in_first_total(i)) return;
     arena.data()[i] ^= static_cast<std::byte>(in.ConsumeIntegralInRange<std::uint8_t>(1, 255));
-  }
-
-  /// Whether data byte i holds the total size of a FIRST frame (see
-  /// raw_frame: a forged total costs ~0.5 s under ASan); such flips are skipped.
-  bool in_first_total(std::size_t i) {
-    const std::size_t hdr = sizeof(mp::detail::FrameHeader);
-    const std::size_t at = (i & ~(mp::detail::frame_align - 1));
-    if (at < hdr) return false;
-    const std::uint64_t idx = at - hdr, t = tail(), mask = arena.cap - 1;
-    const std::uint64_t pos = t + ((idx - t) & mask);  // the position in [tail, tail + cap) stored at idx
-    mp::detail::FrameHeader fh;
-    std::memcpy(&fh, arena.data() + idx, hdr);
-    return mp::detail::frame_type(fh) == FrameType::first &&
-           fh.tag == mp::detail::make_frame(fh.len, FrameType::first, pos).tag;
   }
 
   void forge_positions() {
@@ -269,6 +257,7 @@ struct Script {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static const int positions = [] {
+    __sanitizer_install_malloc_and_free_hooks(on_malloc, on_free);
     const char* e = std::getenv("MP_FUZZ_RING_POSITIONS");
     return e == nullptr ? 0 : e[0] == '1' ? 1 : e[0] == '2' ? 2 : 0;
   }();

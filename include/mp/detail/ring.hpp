@@ -18,6 +18,10 @@
 //   frames never use, so the reader drops the partial message.
 // - A corrupt or stale frame header is detected by its check and reported as
 //   mp::DecodeError; the reader skips to the next valid frame (resync).
+// - A fragmented message's total (in FIRST's payload, not covered by the
+//   check) is never trusted for memory: the reader holds what arrived plus at
+//   most one ring, and a total the fragments do not match exactly drops the
+//   message with mp::DecodeError (its remaining fragments are skipped).
 #pragma once
 
 #include <algorithm>
@@ -63,6 +67,9 @@ public:
   static constexpr std::size_t headroom = 16;
   static constexpr std::size_t min_capacity = 256;
   static constexpr std::size_t max_capacity = std::size_t{1} << 31;
+  /// No message is larger than an address space (2^57 B: x86-64 with 5-level
+  /// paging; arm64 has 2^52): a FIRST announcing more is corrupt.
+  static constexpr std::uint64_t max_message = std::uint64_t{1} << 57;
 
   /// `bytes` rounded up to a power of two within [min_capacity, max_capacity].
   static std::size_t round_capacity(std::size_t bytes) {
@@ -445,15 +452,10 @@ private:
         deliver(on_msg, std::span<const std::byte>(payload, fh.len), next);
         return true;
       case FrameType::first:
-        cur.reset();
-        std::memcpy(&cur.total, payload, sizeof cur.total);
-        cur.buf.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(cur.total, std::uint64_t{1} << 30)));
-        cur.buf.insert(cur.buf.end(), payload + sizeof cur.total, payload + fh.len);
-        cur.in_message = true;
-        consume(next, 0);
+        begin_message(fh, payload, next, cur);
         return false;
       case FrameType::middle:
-        if (cur.in_message) cur.buf.insert(cur.buf.end(), payload, payload + fh.len);
+        if (cur.in_message) append(cur, payload, fh.len, next, 0);
         consume(next, 0);  // without FIRST: an orphan of a reader that died mid-message
         return false;
       case FrameType::last:
@@ -468,21 +470,59 @@ private:
     return false;
   }
 
+  /// FIRST: its payload starts with the message's total size, which the
+  /// header check does not cover, so it is not trusted for memory: the buffer
+  /// holds what has arrived plus at most one ring and grows as fragments come
+  /// (append). The total must exceed FIRST's own data (a writer always sends a
+  /// LAST) and fit in an address space; append/finish check the rest.
+  void begin_message(const FrameHeader& fh, const std::byte* payload, std::uint64_t next, ReadCursor& cur) {
+    cur.reset();
+    std::uint64_t total = 0;
+    std::memcpy(&total, payload, sizeof total);
+    const std::uint64_t data = fh.len - sizeof total;
+    if (total <= data || total > max_message)
+      drop_message(cur, next, 0, "its first fragment carries " + std::to_string(data) +
+                                     " bytes of an impossible total of " + std::to_string(total));
+    cur.total = total;
+    cur.buf.reserve(static_cast<std::size_t>(std::min(total, data + cap_)));
+    cur.buf.insert(cur.buf.end(), payload + sizeof total, payload + fh.len);
+    cur.in_message = true;
+    consume(next, 0);
+  }
+
+  /// Adds a MIDDLE or LAST fragment's n bytes; more than the announced total
+  /// drops the message (DecodeError). Grows geometrically but never beyond the
+  /// total, so memory follows the bytes that actually arrived.
+  void append(ReadCursor& cur, const std::byte* p, std::uint64_t n, std::uint64_t next, std::uint64_t completes) {
+    const std::uint64_t size = cur.buf.size();
+    if (n > cur.total - size)
+      drop_message(cur, next, completes, "more bytes arrived than the " + std::to_string(cur.total) + " it announced");
+    if (size + n > cur.buf.capacity()) {
+      const std::uint64_t grown = std::max<std::uint64_t>(2 * cur.buf.capacity(), size + n);
+      cur.buf.reserve(static_cast<std::size_t>(std::min(cur.total, grown)));
+    }
+    cur.buf.insert(cur.buf.end(), p, p + n);
+  }
+
+  /// Forgets the partial message, consumes up to `next` and throws DecodeError
+  /// (its remaining fragments, if any, are skipped as orphans).
+  [[noreturn]] void drop_message(ReadCursor& cur, std::uint64_t next, std::uint64_t completes, const std::string& why) {
+    cur.reset();
+    consume(next, completes);
+    throw DecodeError("mp: a shared-memory channel dropped a corrupt fragmented message: " + why);
+  }
+
   template <class F>
   bool finish(const FrameHeader& fh, const std::byte* payload, std::uint64_t next, ReadCursor& cur, F& on_msg) {
     if (!cur.in_message) {  // orphan LAST: the message was counted as written, count it as read
       consume(next, 1);
       return false;
     }
-    cur.buf.insert(cur.buf.end(), payload, payload + fh.len);
+    append(cur, payload, fh.len, next, 1);
     cur.in_message = false;
-    if (cur.buf.size() != cur.total) {
-      const std::string msg = "mp: a fragmented message reassembled to " + std::to_string(cur.buf.size()) +
-                              " bytes but announced " + std::to_string(cur.total);
-      cur.reset();
-      consume(next, 1);
-      throw DecodeError(msg);
-    }
+    if (cur.buf.size() != cur.total)
+      drop_message(cur, next, 1, "it reassembled to " + std::to_string(cur.buf.size()) + " bytes but announced " +
+                                     std::to_string(cur.total));
     struct Reset {
       ReadCursor& c;
       ~Reset() { c.reset(); }
