@@ -12,6 +12,7 @@
 // in detail/fork_backend.hpp). mp::Pool = basic_pool<detail::ForkBackend>.
 #pragma once
 
+#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -76,6 +77,24 @@ struct PoolOptions {
   /// Tasks queued at one worker at most, unless its tasks are short: then
   /// about 1 ms of its work (up to 8192 tasks). More wait in the parent.
   unsigned window = 64;
+  /// A task (a map chunk counts as one) running longer than this has its
+  /// worker killed and replaced; its future fails with mp::TimeoutError.
+  /// 0 = no limit. Checked every ~timeout/4 (at most 10 ms apart).
+  std::chrono::milliseconds task_timeout{0};
+  /// Times a task whose worker died is run again elsewhere before its future
+  /// fails with mp::WorkerLostError. 0 (the default) = never: a task that
+  /// kills its worker would kill the next one too. Costs a copy of each task
+  /// message while it is in flight.
+  unsigned retries = 0;
+  /// Address-space cap (RLIMIT_AS, bytes) of each worker; 0 = none. A task
+  /// allocating past it fails with std::bad_alloc, or, if what it calls
+  /// aborts instead, with mp::WorkerLostError. Not usable under ASan (it
+  /// reserves terabytes of address space).
+  std::size_t memory_limit = 0;
+  /// The largest encoded result a task may send back. Above it the task
+  /// fails with std::length_error saying so (the worker sends no result);
+  /// below it any size goes through (in parts when larger than the ring).
+  std::size_t max_result_bytes = std::size_t{4} << 30;
 };
 
 /// The pool, generic over how tasks reach workers (the Backend).
@@ -108,6 +127,15 @@ public:
 
   /// The number of worker processes. Never blocks.
   [[nodiscard]] unsigned size() const noexcept { return backend_.size(); }
+
+  /// The worker processes' pids now, one per slot (0 while a slot's worker
+  /// is being forked). A worker may die and be replaced at any time, so a
+  /// pid read here may be gone already. Never blocks. Thread-safe.
+  [[nodiscard]] std::vector<pid_t> pids() const {
+    std::vector<pid_t> out;
+    for (unsigned i = 0; i < size(); ++i) out.push_back(backend_.worker_pid(i));
+    return out;
+  }
 
   /// Runs f(args...) in a worker and returns its result. Blocks; rethrows the
   /// task's exception; throws std::logic_error on a closed pool. Thread-safe.
@@ -207,6 +235,11 @@ private:
     b.maxtasksperchild = o.maxtasksperchild;
     b.window = std::max(1u, o.window);
     b.initializer = o.initializer.message;
+    if (o.task_timeout.count() < 0) throw std::invalid_argument("mp::PoolOptions::task_timeout must not be negative");
+    b.task_timeout = o.task_timeout;
+    b.retries = o.retries;
+    b.memory_limit = o.memory_limit;
+    b.max_result_bytes = o.max_result_bytes;
     return b;
   }
 
@@ -240,7 +273,7 @@ private:
     const std::size_t chunks = (n + cs - 1) / cs;
     auto st = std::make_shared<detail::MapState<R>>(n, cs, chunks);
     if (n == 0) {
-      if (!running()) throw detail::PoolNotRunning("mp::Pool is not running: it was closed or terminated");
+      if (!running()) throw detail::PoolNotRunning(backend_.why_not_running());
       st->set_value({});
       return AsyncResult<std::vector<R>>(std::move(st));
     }
@@ -272,7 +305,7 @@ private:
     detail::check_argument<T>();
     using R = std::remove_cvref_t<detail::item_result_t<false, Fn, T>>;
     detail::check_argument<R>();
-    if (!backend_.running()) throw detail::PoolNotRunning("mp::Pool is not running: it was closed or terminated");
+    if (!backend_.running()) throw detail::PoolNotRunning(backend_.why_not_running());
     std::size_t cs = chunksize;
     if (cs == 0) {
       if constexpr (std::ranges::sized_range<Rg>) {

@@ -12,21 +12,23 @@
 //   bool running()                       submissions accepted?
 //   void close(); void join(); void terminate();
 //
-// Bookkeeping (all under mu_): per worker a FIFO of in-flight tasks, in the
-// order their messages entered its channel; a worker answers in that order,
-// so each result message pops the front. Beyond a window of in-flight tasks
-// per worker (at least BackendOptions::window, more for short tasks: about
-// 1 ms of queued work), messages wait in a parent-side pending deque.
+// Bookkeeping (under mu_): per worker a FIFO of in-flight tasks (a Worker,
+// pool_worker.hpp); beyond a window per worker (at least
+// BackendOptions::window, about 1 ms of work for short tasks) messages wait
+// in a parent-side pending deque. A task goes to the idle worker that went
+// idle last (likely still spinning: no ~60 us wakeup), else the least
+// loaded. Results are read by the result thread, or by a thread waiting in
+// AsyncResult::get (ResultReader): while it spins the result thread stands
+// back, and results whose sinks have callbacks are left to the thread.
 //
-// Scheduling: a task goes to the idle worker that went idle last (it is the
-// one most likely still spinning for work, so no ~60 us wakeup), else to the
-// least loaded. Results are read by the result thread, or by a thread
-// waiting in AsyncResult::get (ResultReader, a WaitHelper): while such a
-// waiter spins, the result thread stands back (no third spinning thread on
-// two cores), and results whose sinks have callbacks are left to it. When the spawner
-// reports a death: the results already sent are delivered, the task the
-// worker had begun fails with WorkerLostError, the tasks it had not begun go
-// back to the front of the pending deque, and a replacement is spawned.
+// Faults. A death the spawner reports: the results sent are delivered, the
+// task begun fails with WorkerLostError (or runs again, up to retries), the
+// unstarted ones go back to the front of the pending deque, a replacement
+// is spawned. A task past task_timeout, or cancel(true): the spawner is told
+// to kill that slot's worker (kill_worker), and the death is then reported
+// as TimeoutError / CancelledError. The spawner's own death (its socket
+// hangs up; checked every 100 ms while idle): every task fails, the pool is
+// broken.
 #pragma once
 
 #include <algorithm>
@@ -46,6 +48,7 @@
 
 #include <mp/detail/pool_layout.hpp>
 #include <mp/detail/pool_reader.hpp>
+#include <mp/detail/pool_worker.hpp>
 #include <mp/detail/spawner.hpp>
 #include <mp/detail/task.hpp>
 #include <mp/errors.hpp>
@@ -59,16 +62,21 @@ struct BackendOptions {
   unsigned window = 64;                 // in-flight tasks per worker
   std::size_t channel_capacity = 8u << 20;
   std::vector<std::byte> initializer;   // a task message, or empty
+  Clock::duration task_timeout{0};      // 0: none
+  unsigned retries = 0;                 // re-runs of a task whose worker died
+  std::size_t memory_limit = 0;         // RLIMIT_AS of each worker; 0: none
+  std::size_t max_result_bytes = SIZE_MAX;
 };
 
-/// Thrown by submit on a closed or terminated pool.
+inline constexpr const char* not_running = "mp::Pool is not running: it was closed or terminated";
+/// How often an idle result thread looks whether the spawner died.
+inline constexpr std::chrono::milliseconds spawner_check_period{100};
+
+/// Thrown by submit on a closed, terminated or broken pool.
 class PoolNotRunning : public std::logic_error {
 public:
   using std::logic_error::logic_error;
 };
-
-/// The most tasks one worker may have in flight (short tasks).
-inline constexpr std::int64_t max_window = 8192;
 
 class ForkBackend {
 public:
@@ -80,12 +88,15 @@ public:
       workers_[i].slot = &seg_.slot(i);
     }
     auto [pid, fd] = start_spawner(seg_, [this](unsigned i) {
-      return worker_main(seg_, i, opt_.initializer, opt_.maxtasksperchild);
+      return worker_main(seg_, i, opt_.initializer,
+                         WorkerLimits{opt_.maxtasksperchild, opt_.memory_limit, opt_.max_result_bytes});
     });
-    spawner_pid_ = pid;
-    sock_ = fd;
+    link_ = SpawnerLink(pid, fd);
     for (unsigned i = 0; i < o.processes; ++i) send(spawner_command(SpawnerOp::spawn, i));
-    reader_ = std::make_shared<ResultReader>([this] { return help_drain(); });
+    if (opt_.task_timeout > Clock::duration::zero()) next_timeout_check_ = Clock::time_point::min();
+    next_spawner_check_ = Clock::now() + spawner_check_period;
+    reader_ = std::make_shared<ResultReader>([this] { return help_drain(); },
+                                             [this](const Sink* s, bool running) { return cancel(s, running); });
     thread_ = std::thread([this] { result_loop(); });
   }
 
@@ -96,7 +107,7 @@ public:
   [[nodiscard]] unsigned size() const noexcept { return opt_.processes; }
 
   /// The spawner's pid (-1 once it was reaped). For tests and diagnostics.
-  [[nodiscard]] pid_t spawner_pid() const noexcept { return spawner_pid_; }
+  [[nodiscard]] pid_t spawner_pid() const noexcept { return link_.pid(); }
   /// Worker i's current pid, 0 while it is being forked. Never blocks.
   [[nodiscard]] pid_t worker_pid(unsigned i) const noexcept {
     const WorkerSlot& s = seg_.slot(i);
@@ -108,13 +119,13 @@ public:
   void submit(std::size_t n, EncodeRef enc, std::shared_ptr<Sink> sink, std::size_t index) {
     sink->use_helper(reader_);
     std::lock_guard lock(mu_);
-    if (closed_) throw PoolNotRunning("mp::Pool is not running: it was closed or terminated");
-    if (pending_.empty()) {
+    if (closed_) throw PoolNotRunning(broken_ ? broken_why_ : not_running);
+    if (pending_.empty() && opt_.retries == 0) {  // with retries, keep a copy: go through pending_
       const int i = choose();
       if (i >= 0 && n <= whole_limit()) {
         Worker& w = workers_[static_cast<unsigned>(i)];
-        if (try_send(w.tasks, n, enc)) {
-          w.inflight.push_back({std::move(sink), index});
+        if (Worker::try_send(w.tasks, n, enc)) {
+          w.inflight.push_back({std::move(sink), index, {}, 0});
           ++w.sent;
           return;
         }
@@ -124,6 +135,12 @@ public:
     enc(p.bytes.data());
     pending_.push_back(std::move(p));
     pump();
+  }
+
+  /// Why submissions are refused: closed, terminated or broken (which and why).
+  std::string why_not_running() {
+    std::lock_guard lock(mu_);
+    return broken_ ? broken_why_ : not_running;
   }
 
   /// Whether submissions are accepted (not closed, terminated or broken).
@@ -166,40 +183,70 @@ public:
     fail_everything();
   }
 
+  /// Cancels sink s's tasks still waiting in the parent (they fail with
+  /// CancelledError); with `running`, also kills the worker running one of
+  /// them (replaced; that task fails with CancelledError). A task already in
+  /// a worker's channel but not begun stays. Returns whether it cancelled
+  /// any. Runs with the reading role held (ResultReader::cancel), so no
+  /// result of s is delivered meanwhile.
+  bool cancel(const Sink* s, bool running) {
+    std::vector<Pending> removed;
+    bool killed = false;
+    {
+      std::lock_guard lock(mu_);
+      if (terminated_) return false;
+      removed = take_pending_of(pending_, s);
+      for (unsigned i = 0; running && i < workers_.size(); ++i) {
+        const InFlight* e = workers_[i].running();
+        if (e != nullptr && e->sink.get() == s) killed = doom(i, *e, cancelled_error(true)) || killed;
+      }
+      if (closed_) idle_cv_.notify_all();
+    }
+    const auto err = cancelled_error(false);
+    for (auto& p : removed) p.sink->on_error(p.index, err);
+    return !removed.empty() || killed;
+  }
+
+  /// For tests: corrupts the header of worker i's next result frame before
+  /// the parent reads it (as a stray write would), waiting up to `wait` for
+  /// one. Only a one-frame message is touched. Returns whether it did.
+  bool corrupt_next_result_for_test(unsigned i, Clock::duration wait) {
+    reader_->lock();  // neither the result thread nor a waiter reads meanwhile
+    const bool did = seg_.corrupt_next_result(i, Clock::now() + wait);
+    reader_->unlock();
+    return did;
+  }
+
 private:
-  struct InFlight {
-    std::shared_ptr<Sink> sink;
-    std::size_t index;
-  };
-  struct Pending {
-    std::vector<std::byte> bytes;
-    std::shared_ptr<Sink> sink;
-    std::size_t index;
-    std::size_t written = 0;  // bytes already in a channel, while streaming
-  };
-  struct Worker {
-    SpscChannel tasks, results;
-    WorkerSlot* slot = nullptr;
-    std::deque<InFlight> inflight;
-    std::optional<Pending> streaming;  // a fragmented message half written
-    unsigned sent = 0;                 // tasks sent to the current process
-    std::uint64_t answered = 0;        // results received from it
-    bool dead = false;                 // reported dead, replacement not asked yet
-    bool want_space = false;
-    bool stop_sent = false;            // join's empty message is in the channel
-    std::uint64_t idle_since = 0;      // idle_clock_ when its last task was answered
-    std::atomic<bool> want_space_flag{false};  // want_space, for the lock-free wait check
-  };
+  /// Has the spawner kill worker i for task e, which then fails with err
+  /// (under mu_). Returns whether the command went out.
+  bool doom(unsigned i, const InFlight& e, std::exception_ptr err) {
+    try {
+      send(spawner_command(SpawnerOp::kill_worker, i));
+    } catch (...) {
+      return false;
+    }
+    workers_[i].doom = Doom{e.sink, e.index, std::move(err)};
+    return true;
+  }
+
+  /// Kills the workers whose running task passed opt_.task_timeout; runs
+  /// every timeout_check_step (never when there is no timeout).
+  void check_timeouts() {
+    const Clock::time_point now = Clock::now();
+    if (now < next_timeout_check_) return;
+    next_timeout_check_ = now + timeout_check_step(opt_.task_timeout);
+    std::lock_guard lock(mu_);
+    for (unsigned i = 0; i < workers_.size(); ++i) {
+      const InFlight* e = workers_[i].running();
+      if (e != nullptr && workers_[i].ran_longer(now, opt_.task_timeout))
+        doom(i, *e, timeout_error(opt_.task_timeout, workers_[i].slot->pid.load()));
+    }
+  }
 
   /// Task messages up to this size go whole; larger ones in parts.
   [[nodiscard]] std::size_t whole_limit() const noexcept { return workers_[0].tasks.capacity() / 2; }
   [[nodiscard]] std::size_t part_limit() const noexcept { return workers_[0].tasks.capacity() / 8; }
-
-  /// Sends one message if it fits now; never blocks.
-  template <class Enc>
-  static bool try_send(SpscChannel& ch, std::size_t n, Enc& enc) {
-    return ch.send(n, enc, Clock::time_point::min());
-  }
 
   std::size_t outstanding() const {
     std::size_t n = pending_.size() + deferred_.size();
@@ -207,10 +254,7 @@ private:
     return n;
   }
 
-  void send(std::uint32_t cmd) {
-    const ssize_t n = retry_eintr([&] { return ::write(sock_, &cmd, sizeof cmd); });
-    if (n != static_cast<ssize_t>(sizeof cmd)) throw_system_error("write(spawner socket)");
-  }
+  void send(std::uint32_t cmd) { link_.send(cmd); }
 
   /// The idle worker that went idle last (likely still spinning), else the
   /// one with the fewest tasks in flight below its window; -1 if none.
@@ -223,7 +267,7 @@ private:
       if (opt_.maxtasksperchild != 0 && w.sent >= opt_.maxtasksperchild) continue;
       if (w.inflight.empty() && (idle < 0 || w.idle_since > workers_[static_cast<unsigned>(idle)].idle_since))
         idle = static_cast<int>(i);
-      if (w.inflight.size() < window(w) && w.inflight.size() < best_n) {
+      if (w.inflight.size() < w.window(opt_.window) && w.inflight.size() < best_n) {
         best = static_cast<int>(i);
         best_n = w.inflight.size();
       }
@@ -231,23 +275,11 @@ private:
     return idle >= 0 ? idle : best;
   }
 
-  /// Tasks worker w may have in flight: opt_.window, or ~1 ms of its work
-  /// when its tasks are short (it measures them: WorkerSlot::task_ns).
-  std::size_t window(const Worker& w) const noexcept {
-    const std::int64_t ns = std::max<std::uint32_t>(1, w.slot->task_ns.load(std::memory_order_relaxed));
-    return std::max<std::size_t>(opt_.window, static_cast<std::size_t>(std::min(max_window, 1'000'000 / ns)));
-  }
-
-  /// Notes when a worker ran out of tasks (under mu_).
-  void measure(Worker& w) {
-    if (w.inflight.empty()) w.idle_since = ++idle_clock_;
-  }
-
   /// Moves pending messages into channels while there is room (under mu_).
   void pump() {
     for (auto& w : workers_) {
-      if (w.streaming) stream(w);
-      if (stopping_ && !w.stop_sent && !w.dead && w.inflight.empty()) send_stop(w);
+      if (w.streaming) w.stream(part_limit());
+      if (stopping_ && !w.stop_sent && !w.dead && w.inflight.empty()) w.send_stop();
     }
     while (!pending_.empty()) {
       const int i = choose();
@@ -255,59 +287,19 @@ private:
       Worker& w = workers_[static_cast<unsigned>(i)];
       Pending& p = pending_.front();
       if (p.bytes.size() > whole_limit()) {
-        w.inflight.push_back({p.sink, p.index});
+        w.inflight.push_back({p.sink, p.index, p.copy_if(opt_.retries != 0), p.attempts});
         ++w.sent;
         w.streaming = std::move(p);
         pending_.pop_front();
-        stream(w);
+        w.stream(part_limit());
         continue;
       }
       auto copy = [&](std::byte* out) { std::memcpy(out, p.bytes.data(), p.bytes.size()); };
-      if (!try_write_or_want(w, p.bytes.size(), copy)) continue;
-      w.inflight.push_back({std::move(p.sink), p.index});
+      if (!w.try_write_or_want(p.bytes.size(), copy)) continue;
+      w.inflight.push_back({std::move(p.sink), p.index, p.copy_if(opt_.retries != 0), p.attempts});
       ++w.sent;
       pending_.pop_front();
     }
-  }
-
-  /// Writes now, or asks the worker to ring the doorbell when it frees space
-  /// (and tries once more: it may have freed it in between).
-  template <class Enc>
-  bool try_write_or_want(Worker& w, std::size_t n, Enc& enc) {
-    if (try_send(w.tasks, n, enc)) return true;
-    want_space(w);
-    if (try_send(w.tasks, n, enc)) {
-      w.want_space = false;
-      return true;
-    }
-    return false;
-  }
-
-  void want_space(Worker& w) {
-    w.want_space = true;
-    w.want_space_flag.store(true, std::memory_order_relaxed);
-    w.slot->wants_space.store(1, std::memory_order_seq_cst);
-  }
-
-  void send_stop(Worker& w) {
-    auto none = [](std::byte*) {};
-    if (try_write_or_want(w, 0, none)) w.stop_sent = true;
-  }
-
-  /// Writes the parts of a streaming message while they fit.
-  void stream(Worker& w) {
-    Pending& p = *w.streaming;
-    while (p.written < p.bytes.size()) {
-      const std::size_t len = std::min(part_limit(), p.bytes.size() - p.written);
-      auto enc = [&](std::byte* out) {
-        const PartHeader h{part_magic, p.bytes.size(), p.written};
-        std::memcpy(out, &h, sizeof h);
-        std::memcpy(out + sizeof h, p.bytes.data() + p.written, len);
-      };
-      if (!try_write_or_want(w, sizeof(PartHeader) + len, enc)) return;
-      p.written += len;
-    }
-    w.streaming.reset();
   }
 
   // ---- the result thread -------------------------------------------------
@@ -324,8 +316,10 @@ private:
       }
       did = run_deferred() || did;
       reader_->unlock();
+      if (opt_.task_timeout > Clock::duration::zero()) check_timeouts();
       if (after_results(did)) return;
       if (did) continue;
+      check_spawner();
       if (reader_->helping()) {  // a waiter reads results: stand back, look again in 1 ms
         auto& word = reader_->active_word();
         const std::uint32_t v = word.load(std::memory_order_acquire);
@@ -384,7 +378,7 @@ private:
       return false;
     };
     if (spin_for(parent_spin_ns, ready)) return;
-    seg_.ctl().doorbell.wait(ready);
+    seg_.ctl().doorbell.wait(ready, std::min(next_timeout_check_, next_spawner_check_));
   }
 
   /// Delivers every result that is there; a corrupt one fails its task.
@@ -410,10 +404,7 @@ private:
       std::lock_guard lock(mu_);
       Worker& w = workers_[i];
       if (w.inflight.empty()) return;
-      x = std::move(w.inflight.front());
-      w.inflight.pop_front();
-      ++w.answered;
-      measure(w);
+      x = w.take_answered(idle_clock_);
       if (closed_) idle_cv_.notify_all();
     }
     x.sink->on_error(x.index, e);
@@ -437,10 +428,7 @@ private:
       std::lock_guard lock(mu_);
       Worker& w = workers_[i];
       if (w.inflight.empty()) return;  // a result nobody asked for: ignore
-      e = std::move(w.inflight.front());
-      w.inflight.pop_front();
-      ++w.answered;
-      measure(w);
+      e = w.take_answered(idle_clock_);
       if (closed_) idle_cv_.notify_all();
       if (!on_thread && e.sink->has_callbacks()) {
         deferred_.emplace_back(std::move(e), std::vector<std::byte>(msg.begin(), msg.end()));
@@ -455,12 +443,11 @@ private:
   void handle_events() {
     for (unsigned i = 0; i < workers_.size(); ++i) {
       const auto st = static_cast<SlotState>(seg_.slot(i).state.load(std::memory_order_acquire));
-      bool seen;
-      {
+      auto seen = [&] {
         std::lock_guard lock(mu_);
-        seen = workers_[i].dead;
-      }
-      if (st == SlotState::dead && !seen) handle_death(i);
+        return workers_[i].dead;
+      };
+      if (st == SlotState::dead && !seen()) handle_death(i);
     }
   }
 
@@ -477,95 +464,103 @@ private:
     const pid_t pid = slot.pid.load();
     const int status = slot.status.load();
     std::vector<InFlight> lost;
+    std::vector<std::pair<InFlight, std::exception_ptr>> doomed;
     {
       std::lock_guard lock(mu_);
       w.dead = true;
-      if (slot.started.load() > w.answered && !w.inflight.empty()) {
-        lost.push_back(std::move(w.inflight.front()));
-        w.inflight.pop_front();
-      }
-      requeue_unstarted(w, lost);
-      recycle(i);
-      if (WIFEXITED(status) && WEXITSTATUS(status) == initializer_failed_exit) broken(lost);
+      if (slot.started.load() > w.answered && !w.inflight.empty()) w.take_running(opt_.retries, lost, doomed, retry_);
+      requeue(w.take_unstarted(lost));
+      w.reset(seg_, i);
+      if (WIFEXITED(status) && WEXITSTATUS(status) == initializer_failed_exit)
+        broken(lost, "mp::Pool is broken: a worker's initializer failed, so no task can run");
       if (!terminated_ && !broken_ && !(stopping_ && outstanding() == 0)) {
-        slot.state.store(static_cast<std::uint32_t>(SlotState::spawning));
+        slot.state.store(static_cast<std::uint32_t>(SlotState::spawning));  // before the spawner stores alive
         w.dead = false;
-        send(spawner_command(SpawnerOp::spawn, i));
+        try {
+          send(spawner_command(SpawnerOp::spawn, i));
+        } catch (...) {  // the spawner is gone: check_spawner breaks the pool
+          slot.state.store(static_cast<std::uint32_t>(SlotState::dead));
+          w.dead = true;
+        }
       }
       idle_cv_.notify_all();
       pump();
     }
     const auto err = std::make_exception_ptr(WorkerLostError(pid, describe_exit(pid, status)));
     for (auto& e : lost) e.sink->on_error(e.index, err);
+    for (auto& [e, why] : doomed) e.sink->on_error(e.index, why);
   }
 
-  /// Fresh channels and slot for worker i's replacement (under mu_).
-  void recycle(unsigned i) {
-    Worker& w = workers_[i];
-    WorkerSlot& slot = seg_.slot(i);
-    seg_.create_channels(i);
-    w.tasks = seg_.task_channel(i);
-    w.results = seg_.result_channel(i);
-    w.sent = 0;
-    w.answered = 0;
-    w.want_space = false;
-    w.stop_sent = false;
-    w.want_space_flag.store(false);
-    slot.started.store(0);
-    slot.used.store(0);
-    slot.task_ns.store(task_ns_unknown);
-    slot.wants_space.store(0);
-  }
-
-  /// Puts the dead worker's unstarted tasks back at the front of pending_.
-  void requeue_unstarted(Worker& w, std::vector<InFlight>& lost) {
-    std::deque<Pending> back;
-    std::size_t from_ring = w.inflight.size() - (w.streaming ? 1 : 0);
-    auto msgs = read_back_tasks(w.tasks);
-    const std::size_t have = std::min(from_ring, msgs.size());
-    for (std::size_t k = 0; k < from_ring; ++k) {
-      InFlight& e = w.inflight[k];
-      if (k + have < from_ring) {  // its bytes are gone: cannot re-run it
-        lost.push_back(std::move(e));
-        continue;
-      }
-      back.push_back({std::move(msgs[msgs.size() - from_ring + k]), std::move(e.sink), e.index});
-    }
-    if (w.streaming) {
-      w.streaming->written = 0;
-      back.push_back(std::move(*w.streaming));
-      w.streaming.reset();
-    }
-    w.inflight.clear();
+  /// Puts a dead worker's tasks to run again at the front of pending_: its
+  /// retried running task first, then its unstarted ones (under mu_).
+  void requeue(std::deque<Pending> back) {
+    for (auto it = retry_.rbegin(); it != retry_.rend(); ++it) back.push_front(std::move(*it));
+    retry_.clear();
     pending_.insert(pending_.begin(), std::make_move_iterator(back.begin()), std::make_move_iterator(back.end()));
   }
 
-  /// The initializer failed: the pool cannot run tasks; fail them all.
-  void broken(std::vector<InFlight>& lost) {
-    broken_ = true;
-    closed_ = true;
-    for (auto& p : pending_) lost.push_back({std::move(p.sink), p.index});
-    pending_.clear();
+  /// Every task not answered yet, taken out of the bookkeeping (under mu_).
+  void take_all(std::vector<InFlight>& lost) {
     for (auto& w : workers_) {
       for (auto& e : w.inflight) lost.push_back(std::move(e));
       w.inflight.clear();
+      w.streaming.reset();
     }
+    for (auto& p : pending_) lost.push_back({std::move(p.sink), p.index, {}, 0});
+    pending_.clear();
+  }
+
+  /// The pool cannot run tasks (an initializer failed, or the spawner
+  /// died): fail them all; later submissions throw `why` (under mu_).
+  void broken(std::vector<InFlight>& lost, std::string why) {
+    broken_ = true;
+    closed_ = true;
+    broken_why_ = std::move(why);
+    take_all(lost);
+  }
+
+  /// Looks (every spawner_check_period, while idle) whether the spawner
+  /// exited on its own. Then its workers are dead too (PDEATHSIG) and none
+  /// can be made: every task fails with WorkerLostError naming the spawner,
+  /// and the pool is broken. Its workers are not signalled by pid: nobody
+  /// reaps them for us, so a pid may already be another process's.
+  void check_spawner() {
+    const Clock::time_point now = Clock::now();
+    if (now < next_spawner_check_) return;
+    next_spawner_check_ = now + spawner_check_period;
+    {
+      std::lock_guard lock(mu_);
+      if (ending_ || broken_ || !link_.hung_up()) return;
+    }
+    drain_results(true);  // what the workers sent before they died
+    std::vector<InFlight> lost;
+    std::string why;
+    {
+      std::lock_guard lock(mu_);
+      if (ending_ || broken_) return;
+      why = link_.death_message();
+      broken(lost, why);
+      idle_cv_.notify_all();
+    }
+    const auto err = std::make_exception_ptr(WorkerLostError(link_.pid(), why));
+    for (auto& e : lost) e.sink->on_error(e.index, err);
   }
 
   // ---- shutdown ------------------------------------------------------------
 
   void shutdown(SpawnerOp op) {
-    if (spawner_pid_ > 0) {
+    {
+      std::lock_guard lock(mu_);
+      ending_ = true;  // the spawner's exit from here on is no death
+    }
+    if (link_.open()) {
       try {
         send(spawner_command(op));
-      } catch (...) {
+      } catch (...) {  // it is gone already: reap it all the same
       }
-      int st = 0;
-      while (::waitpid(spawner_pid_, &st, 0) < 0 && errno == EINTR) {
-      }
-      spawner_pid_ = -1;
-      unregister_pool_fd(sock_);
-      ::close(sock_);
+      link_.reap();
+      std::lock_guard lock(mu_);
+      link_.close();
     }
     {
       std::lock_guard lock(mu_);
@@ -584,13 +579,7 @@ private:
     run_deferred();  // results a waiter left for the (now ended) result thread
     {
       std::lock_guard lock(mu_);
-      for (auto& w : workers_) {
-        for (auto& e : w.inflight) lost.push_back(std::move(e));
-        w.inflight.clear();
-        w.streaming.reset();
-      }
-      for (auto& p : pending_) lost.push_back({std::move(p.sink), p.index});
-      pending_.clear();
+      take_all(lost);
     }
     const auto err = std::make_exception_ptr(
         ClosedError("mp::Pool was terminated before this task finished; its result will never come"));
@@ -601,20 +590,23 @@ private:
   PoolSegment seg_;
   std::vector<Worker> workers_;
   std::deque<Pending> pending_;
+  std::vector<Pending> retry_;  // a dead worker's task to run again (handle_death, under mu_)
   std::mutex mu_;
   std::condition_variable idle_cv_;
   bool closed_ = false, stopping_ = false, terminated_ = false, joined_ = false, broken_ = false;
-  bool quit_ = false;  // the result thread should end (guarded by mu_)
+  bool ending_ = false;  // shutdown began: the spawner is told to exit (guarded by mu_)
+  bool quit_ = false;    // the result thread should end (guarded by mu_)
+  std::string broken_why_;
   std::atomic<bool> quit_flag_{false};
-  pid_t spawner_pid_ = -1;
-  int sock_ = -1;
+  SpawnerLink link_;
   std::uint32_t events_seen_ = 0;
   std::uint64_t idle_clock_ = 0;
+  // Result thread only: when it next looks for timeouts / a dead spawner.
+  Clock::time_point next_timeout_check_ = Clock::time_point::max(), next_spawner_check_;
   std::vector<std::pair<InFlight, std::vector<std::byte>>> deferred_;
   std::atomic<bool> deferred_flag_{false};  // deferred_ is not empty (lock-free check)
   std::shared_ptr<ResultReader> reader_;
   std::thread thread_;
 };
-
 
 }  // namespace mp::detail

@@ -9,7 +9,8 @@
 //              |   it), events (bumped by the spawner)             |
 //   64 + 192   +--------------------------------------------------+
 //              | WorkerSlot[n], one cache line each: pid, state,   |
-//              |   wait status, wants_space, tasks started         |
+//              |   wait status, wants_space, tasks started, when   |
+//              |   the current task began (for timeouts)           |
 //   slots_end  +--------------------------------------------------+
 //   (4 KiB     | worker 0: task channel   (parent -> worker)       |
 //    aligned)  |           result channel (worker -> parent)       |
@@ -39,8 +40,13 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <cstdint>
+#include <new>
 #include <span>
+#include <stdexcept>
+#include <string>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -52,8 +58,8 @@
 
 namespace mp::detail {
 
-inline constexpr std::uint64_t pool_magic = 0x6d70'506f'6f6c'0002ULL;  // "mpPool" v2
-inline constexpr std::uint32_t pool_layout_version = 2;
+inline constexpr std::uint64_t pool_magic = 0x6d70'506f'6f6c'0003ULL;  // "mpPool" v3
+inline constexpr std::uint32_t pool_layout_version = 3;
 
 struct alignas(cache_line) PoolCtl {
   alignas(cache_line) Doorbell doorbell;                  // rung by result channels and the spawner
@@ -71,7 +77,9 @@ struct alignas(cache_line) WorkerSlot {
   std::atomic<std::uint64_t> started{0};      // tasks the current worker has begun (read whole)
   std::atomic<std::uint32_t> used{0};         // the worker began user code (initializer or task)
   std::atomic<std::uint32_t> task_ns{0xffffffffu};  // worker: its recent time per task (ns, smoothed)
+  std::atomic<std::int64_t> task_start{0};    // worker: steady_clock ns when it began its current task
 };
+static_assert(sizeof(WorkerSlot) == cache_line);
 
 /// WorkerSlot::task_ns before the worker measured anything.
 inline constexpr std::uint32_t task_ns_unknown = 0xffffffffu;
@@ -141,6 +149,27 @@ public:
   }
   [[nodiscard]] unsigned workers() const noexcept { return layout_.workers; }
 
+  /// For tests: the first header byte of the next unread frame of worker
+  /// i's result channel (nullptr when nothing is there). Flipping it makes
+  /// that frame corrupt, as a stray write would.
+  [[nodiscard]] std::byte* next_result_frame(unsigned i) const noexcept {
+    const std::size_t off = layout_.channel_offset(i, true);
+    const auto* h = std::launder(reinterpret_cast<const RingHeader*>(seg_.base() + off));
+    const std::uint64_t tail = h->tail.load(std::memory_order_acquire);
+    if (h->head.load(std::memory_order_acquire) == tail) return nullptr;
+    return seg_.base() + off + Ring::header_bytes + (tail & (h->capacity - 1));
+  }
+  /// For tests: waits until `deadline` for worker i's next result frame and
+  /// flips a bit of its header check, if it is a one-frame message. The
+  /// caller holds the reading role. Returns whether it did.
+  bool corrupt_next_result(unsigned i, Clock::time_point deadline) const {
+    std::byte* b = nullptr;
+    while ((b = next_result_frame(i)) == nullptr && Clock::now() < deadline) std::this_thread::yield();
+    const bool whole = b != nullptr && b[4] == std::byte{static_cast<std::uint8_t>(FrameType::whole)};
+    if (whole) b[5] ^= std::byte{0x5a};
+    return whole;
+  }
+
 private:
   PoolLayout layout_;
   Segment seg_;
@@ -176,14 +205,41 @@ bool spin_for(std::int64_t spin_ns, Ready&& ready) {
 }
 
 /// A worker's ResultOut: the result channel, blocking while it is full.
+/// A result above max_bytes is refused with std::length_error, which the
+/// trampoline sends back instead (small) as the task's error.
 class ChannelOut final : public ResultOut {
 public:
-  explicit ChannelOut(SpscChannel& ch) noexcept : ch_(ch) {}
-  void write(std::size_t n, EncodeRef enc) override { ch_.send(n, enc); }
+  ChannelOut(SpscChannel& ch, std::size_t max_bytes) noexcept : ch_(ch), max_(max_bytes) {}
+  void write(std::size_t n, EncodeRef enc) override {
+    if (n > max_) {
+      throw std::length_error("mp::Pool: a task's result is " + std::to_string(n) +
+                              " bytes encoded, more than PoolOptions::max_result_bytes (" + std::to_string(max_) +
+                              "); raise that limit or return less");
+    }
+    ch_.send(n, enc);
+  }
 
 private:
   SpscChannel& ch_;
+  std::size_t max_;
 };
+
+/// What a worker applies to itself after fork.
+struct WorkerLimits {
+  unsigned maxtasks = 0;             // 0: unlimited
+  std::size_t memory = 0;            // RLIMIT_AS in bytes; 0: none
+  std::size_t max_result = SIZE_MAX; // bytes of one encoded result
+};
+
+/// Caps this process's address space (RLIMIT_AS) at `bytes` (0: leaves it).
+inline void apply_memory_limit(std::size_t bytes) noexcept {
+  if (bytes == 0) return;
+  rlimit lim{};
+  ::getrlimit(RLIMIT_AS, &lim);
+  lim.rlim_cur = static_cast<rlim_t>(bytes);
+  if (lim.rlim_max != RLIM_INFINITY && lim.rlim_cur > lim.rlim_max) lim.rlim_cur = lim.rlim_max;
+  ::setrlimit(RLIMIT_AS, &lim);
+}
 
 /// Discards a result (the initializer's).
 class NullOut final : public ResultOut {
@@ -227,6 +283,7 @@ public:
     try {
       tasks_.recv_batch(on_msg, max);
     } catch (...) {  // a corrupt frame: that task is lost, answer it so results stay in order
+      slot_.started.fetch_add(1, std::memory_order_seq_cst);
       write_current_error(out_, 0);
       ++ran;
     }
@@ -243,6 +300,7 @@ public:
 private:
   void run(std::span<const std::byte> msg) {
     slot_.used.store(1, std::memory_order_relaxed);
+    slot_.task_start.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     slot_.started.fetch_add(1, std::memory_order_seq_cst);
     run_task(msg, out_);
   }
@@ -278,7 +336,9 @@ private:
 /// The worker loop: run the initializer, then read tasks until told to stop
 /// or maxtasks is reached. Returns the exit code. Runs in the worker process.
 inline int worker_main(const PoolSegment& seg, unsigned i, std::span<const std::byte> initializer,
-                       unsigned maxtasks) {
+                       const WorkerLimits& limits) {
+  apply_memory_limit(limits.memory);
+  const unsigned maxtasks = limits.maxtasks;
   WorkerSlot& slot = seg.slot(i);
   SpscChannel tasks = seg.task_channel(i);
   SpscChannel results = seg.result_channel(i);
@@ -288,7 +348,7 @@ inline int worker_main(const PoolSegment& seg, unsigned i, std::span<const std::
     run_task(initializer, null);
     if (null.failed) return initializer_failed_exit;
   }
-  ChannelOut out(results);
+  ChannelOut out(results, limits.max_result);
   TaskReader reader(tasks, slot, out);
   reader.doorbell_ = &seg.ctl().doorbell;
   std::size_t done = 0;
