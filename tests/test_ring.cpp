@@ -6,6 +6,7 @@
 #include <new>
 #include <numeric>
 #include <sys/resource.h>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -396,4 +397,93 @@ TEST_CASE("under RLIMIT_AS a corrupt total is a DecodeError, not std::bad_alloc"
     INFO("announced total " << total);
     CHECK(mp_test::exited_with(mp_test::wait_child(pid), 0));
   }
+}
+
+namespace {
+
+/// A ring whose data area ends exactly where its heap block ends, so ASan
+/// reports any read past it (an mmap'd Segment has no redzone).
+struct HeapRing {
+  explicit HeapRing(std::size_t cap)
+      : size(Ring::bytes_needed(cap)),
+        base(static_cast<std::byte*>(::operator new(size, std::align_val_t{mp::detail::cache_line}))) {
+    std::memset(base, 0, size);
+    ch = SpscChannel::create(base, 0, cap);
+    h = std::launder(reinterpret_cast<RingHeader*>(base));
+  }
+  ~HeapRing() { ::operator delete(base, std::align_val_t{mp::detail::cache_line}); }
+  HeapRing(const HeapRing&) = delete;
+  HeapRing& operator=(const HeapRing&) = delete;
+  std::size_t size;
+  std::byte* base;
+  SpscChannel ch;
+  RingHeader* h = nullptr;
+};
+
+/// Whether recv throws the DecodeError of a corrupt control block (and not
+/// some other DecodeError after scanning or consuming).
+bool recv_says_corrupt(SpscChannel& ch) {
+  try {
+    ch.recv([](std::span<const std::byte>) {}, Clock::now());
+  } catch (const mp::DecodeError& e) {
+    return std::string(e.what()).find("control block") != std::string::npos;
+  }
+  return false;
+}
+
+}  // namespace
+
+// Regression (fuzz findings, outside the documented model): a forged head far
+// ahead of tail made resync scan 8 bytes at a time up to it (a hang); a tail
+// that is not a multiple of 8 made the reader read a header across the end of
+// the data area. Both are now a DecodeError before anything is read or consumed.
+TEST_CASE("a corrupted control block is a DecodeError, never a hang or an overread", "[ring][spsc]") {
+  HeapRing r(256);
+  REQUIRE(send_u64(r.ch, 5));
+  const std::uint64_t head = r.h->head.load();
+
+  SECTION("tail not a multiple of 8 (the header would straddle the end)") {
+    r.h->tail.store(256 - 4);
+    r.h->head.store(256 + 64);
+    CHECK(recv_says_corrupt(r.ch));
+    CHECK(r.h->tail.load() == 256 - 4);  // nothing consumed
+    CHECK_THROWS_AS(r.ch.try_recv_batch([](std::span<const std::byte>) {}, 8), mp::DecodeError);
+  }
+  SECTION("head not a multiple of 8") {
+    r.h->head.store(head + 4);
+    CHECK(recv_says_corrupt(r.ch));
+    CHECK_THROWS_AS(r.ch.recv_batch([](std::span<const std::byte>) {}, 8, Clock::now()), mp::DecodeError);
+    CHECK_THROWS_AS(send_u64(r.ch, 6), mp::Error);  // the writer would put a header across the end
+    CHECK(r.h->head.load() == head + 4);
+  }
+  SECTION("head more than a ring ahead of tail, or behind it") {
+    for (const std::uint64_t forged : {head + 256 + 8, std::uint64_t{1} << 20, std::uint64_t{0} - 8}) {
+      r.h->tail.store(forged == std::uint64_t{0} - 8 ? 64 : 0);
+      r.h->head.store(forged == std::uint64_t{0} - 8 ? 0 : forged);
+      INFO("head " << r.h->head.load() << ", tail " << r.h->tail.load());
+      CHECK(recv_says_corrupt(r.ch));
+      CHECK(recv_says_corrupt(r.ch));  // stays declared corrupt, nothing consumed
+      CHECK_THROWS_AS(r.ch.try_recv_batch([](std::span<const std::byte>) {}, 8), mp::DecodeError);
+    }
+  }
+  // Sane positions again: the channel works (the forged states changed nothing).
+  r.h->tail.store(0);
+  r.h->head.store(head);
+  CHECK(as_u64(recv_vec(r.ch, Clock::now())) == 5);
+  REQUIRE(send_u64(r.ch, 7));
+  CHECK(as_u64(recv_vec(r.ch, Clock::now())) == 7);
+}
+
+TEST_CASE("a head forged far ahead over an empty ring does not hang the reader", "[ring][spsc][fork]") {
+  // The finding's exact case: zeros everywhere, head at 2^43. A hang would be
+  // stopped by the alarm and reported, not block the test run.
+  Fixture f(256);
+  pid_t pid = mp_test::fork_child([&] {
+    ::alarm(10);
+    std::launder(reinterpret_cast<RingHeader*>(f.seg.base() + ch_off))->head.store(std::uint64_t{1} << 43);
+    return recv_says_corrupt(f.ch) ? 0 : 1;
+  });
+  const int status = mp_test::wait_child(pid);
+  CHECK_FALSE(mp_test::killed_by(status, SIGALRM));
+  CHECK(mp_test::exited_with(status, 0));
 }

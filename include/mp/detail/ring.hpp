@@ -22,6 +22,10 @@
 //   check) is never trusted for memory: the reader holds what arrived plus at
 //   most one ring, and a total the fragments do not match exactly drops the
 //   message with mp::DecodeError (its remaining fragments are skipped).
+// - Outside that model, a corrupted control block (head more than a ring
+//   ahead of tail or behind it, or either not a multiple of 8) makes the
+//   reader throw mp::DecodeError and the writer mp::Error before they read or
+//   write anything: no hang, no access outside the data area.
 #pragma once
 
 #include <algorithm>
@@ -132,7 +136,8 @@ public:
   /// bytes. In place when n <= max_whole(), else encoded into a temporary and
   /// fragmented. Blocks for space until the deadline; returns false when it
   /// passed (nothing of the message is delivered). If enc throws, nothing is
-  /// published and the exception propagates.
+  /// published and the exception propagates. Throws mp::Error for a corrupted
+  /// control block (head not 8-aligned).
   template <class Enc>
   bool write(std::size_t n, Enc&& enc, Clock::time_point deadline = Clock::time_point::max()) {
     if (!flush_pending_abort(deadline)) return false;
@@ -160,7 +165,7 @@ public:
   /// for 8 bytes of space until the deadline. true when nothing is owed any more.
   bool flush_pending_abort(Clock::time_point deadline) {
     if (h_->w_in_message.load(std::memory_order_relaxed) == 0) return true;
-    const std::uint64_t pos = h_->head.load(std::memory_order_relaxed);
+    const std::uint64_t pos = writer_head();
     if (!wait_free(pos, sizeof(FrameHeader), deadline)) return false;
     put_header(pos, 0, FrameType::abort);
     publish(pos + sizeof(FrameHeader), 0);
@@ -193,12 +198,14 @@ public:
   /// Blocks until a message or the deadline (timeout; a partial message stays
   /// in `cur` and the next read resumes it). When mid-message and nothing
   /// arrives for `stall`, returns stalled (the caller may check the writer).
-  /// Throws mp::DecodeError for a corrupt frame (after resynchronising).
+  /// Throws mp::DecodeError for a corrupt frame (after resynchronising) or a
+  /// corrupted control block (consuming nothing).
   template <class F>
   ReadStatus read(F&& on_msg, ReadCursor& cur, Clock::time_point deadline = Clock::time_point::max(),
                   Clock::duration stall = Clock::duration::max()) {
     for (;;) {
       const std::uint64_t pos = h_->tail.load(std::memory_order_relaxed);
+      if (pos % frame_align != 0) [[unlikely]] corrupt_positions(true);
       if (!has_data(pos)) {
         Clock::time_point until = deadline;
         bool stall_limited = false;
@@ -218,12 +225,14 @@ public:
   /// Never blocks: consumes up to max one-frame messages already published,
   /// calling on_msg(span) for each, and moves tail once. Stops at a fragment
   /// or a corrupt frame (read() handles those). Returns how many it delivered.
-  /// If on_msg throws, that message and those before it are consumed.
+  /// If on_msg throws, that message and those before it are consumed. Throws
+  /// mp::DecodeError for a corrupted control block (consuming nothing).
   template <class F>
   std::size_t read_batch(F&& on_msg, std::size_t max, ReadCursor& cur) {
     if (cur.in_message) return 0;
-    const std::uint64_t head = cached_head_ = h_->head.load(std::memory_order_acquire);
-    BatchCommit c{this, h_->tail.load(std::memory_order_relaxed), 0};
+    const std::uint64_t tail = h_->tail.load(std::memory_order_relaxed);
+    const std::uint64_t head = checked_head(tail);
+    BatchCommit c{this, tail, 0};
     std::size_t n = 0;
     while (n < max && c.pos < head) {
       const FrameHeader fh = get_header(c.pos);
@@ -311,8 +320,7 @@ private:
   template <class Enc>
   bool write_whole(std::size_t n, Enc& enc, Clock::time_point deadline) {
     const std::uint64_t frame = frame_bytes(n);
-    const std::uint64_t head = h_->head.load(std::memory_order_relaxed);
-    std::uint64_t pos = head;
+    std::uint64_t pos = writer_head();
     const std::uint64_t to_end = cap_ - (pos & mask_);
     if (frame > to_end) {  // would straddle the end: PAD to the end, frame at 0
       if (!wait_free(pos, to_end + headroom, deadline)) return false;
@@ -366,7 +374,7 @@ private:
     const std::uint64_t target = std::max<std::uint64_t>(cap_ / 4, 64);
     std::size_t off = 0;
     while (off < msg.size()) {
-      const std::uint64_t pos = h_->head.load(std::memory_order_relaxed);
+      const std::uint64_t pos = writer_head();
       const std::uint64_t to_end = cap_ - (pos & mask_);
       if (to_end < 64) {
         if (!write_pad(pos, to_end, deadline)) return abandon_message();
@@ -381,10 +389,40 @@ private:
 
   // -- reader internals --
 
-  bool has_data(std::uint64_t pos) noexcept {
+  bool has_data(std::uint64_t pos) {
     if (cached_head_ > pos) return true;
-    cached_head_ = h_->head.load(std::memory_order_acquire);
-    return cached_head_ > pos;
+    return checked_head(pos) > pos;
+  }
+
+  /// Loads head (into cached_head_) and checks it against the reader's tail:
+  /// both multiples of 8 and tail <= head <= tail + capacity, as every writer
+  /// and reader keeps them. Anything else is a corrupted control block: the
+  /// reader throws rather than scan up to such a head (a hang) or read a
+  /// header across the end of the data area.
+  std::uint64_t checked_head(std::uint64_t tail) {
+    const std::uint64_t head = h_->head.load(std::memory_order_acquire);
+    if (head - tail > cap_ || ((head | tail) % frame_align) != 0) [[unlikely]] corrupt_positions(true);
+    return cached_head_ = head;
+  }
+
+  /// The writer's position; one that is not a multiple of 8 (a corrupted
+  /// control block) would put a frame header across the end of the data area.
+  std::uint64_t writer_head() const {
+    const std::uint64_t pos = h_->head.load(std::memory_order_relaxed);
+    if (pos % frame_align != 0) [[unlikely]] corrupt_positions(false);
+    return pos;
+  }
+
+  /// Outside the documented model (something wrote over the control block):
+  /// throws mp::DecodeError to a reader, mp::Error to a writer, and changes
+  /// nothing, so every later call throws too until the positions are sane.
+  [[noreturn, gnu::cold, gnu::noinline]] void corrupt_positions(bool reader) const {
+    const std::string msg = "mp: the control block of a shared-memory channel is corrupt (head " +
+                            std::to_string(h_->head.load()) + ", tail " + std::to_string(h_->tail.load()) +
+                            ", capacity " + std::to_string(cap_) + "; they must be multiples of 8 with " +
+                            "tail <= head <= tail + capacity): the channel is unusable";
+    if (reader) throw DecodeError(msg);
+    throw Error(msg);
   }
 
   /// Moves tail to `next`; `completes` messages were consumed. Commit log
@@ -424,8 +462,9 @@ private:
     return idx + size <= cap_ && pos + size <= cached_head_;
   }
 
+  /// Skips to the next valid frame (at most capacity/8 steps: head was checked).
   [[noreturn]] void resync(std::uint64_t pos, ReadCursor& cur) {
-    const std::uint64_t head = cached_head_ = h_->head.load(std::memory_order_acquire);
+    const std::uint64_t head = checked_head(pos);
     std::uint64_t p = pos + frame_align;
     while (p < head && !valid(get_header(p), p)) p += frame_align;
     cur.reset();

@@ -29,6 +29,8 @@
 //   partial message and the next recv resumes it.
 // - A corrupt frame header makes recv throw mp::DecodeError for that message
 //   and resynchronise at the next valid frame; later messages are delivered.
+//   A corrupted control block (head/tail overwritten) makes every recv throw
+//   mp::DecodeError and send throw mp::Error, without reading or writing.
 // - Waiting spins ~20 µs then sleeps on a futex; the fast path makes no
 //   system call (wakes happen only when the peer is registered as sleeping).
 #pragma once
@@ -80,7 +82,8 @@ public:
   /// place (valid only during the call); it is consumed when on_msg returns
   /// or throws (the exception propagates). Blocks until a message or the
   /// deadline: true if one was delivered, false on timeout. Throws
-  /// mp::DecodeError for a corrupt frame (the channel resynchronises).
+  /// mp::DecodeError for a corrupt frame (the channel resynchronises) or a
+  /// corrupt control block (nothing is consumed).
   template <class F>
   bool recv(F&& on_msg, Clock::time_point deadline = Clock::time_point::max()) {
     return ring_.read(on_msg, cur_, deadline) == ReadStatus::message;
