@@ -386,10 +386,10 @@ struct RejectUnfixedEnum {
   template <class T>
   static void reject() {
     static_assert(always_false<T>,
-                  "mp cannot encode or decode an enum without a fixed underlying type: its valid values are only those of "
-                  "its enumerators' bit width, so arbitrary bytes could make an invalid value (undefined "
-                  "behaviour). Give the enum a fixed underlying type, e.g. `enum Color : int { red, green };` "
-                  "(or make it an enum class), or specialise mp::codec<T> for it (see <mp/codec.hpp>).");
+                  "mp cannot encode or decode an enum without a fixed underlying type: its valid values are "
+                  "only those of its enumerators' bit width, so arbitrary bytes could make an invalid value "
+                  "(undefined behaviour). Give the enum a fixed underlying type, e.g. `enum Color : int { red, "
+                  "green };` (or make it an enum class), or specialise mp::codec<T> for it (see <mp/codec.hpp>).");
   }
 };
 
