@@ -69,8 +69,6 @@ struct BackendOptions {
 };
 
 inline constexpr const char* not_running = "mp::Pool is not running: it was closed or terminated";
-/// How often an idle result thread looks whether the spawner died.
-inline constexpr std::chrono::milliseconds spawner_check_period{100};
 
 /// Thrown by submit on a closed, terminated or broken pool.
 class PoolNotRunning : public std::logic_error {
@@ -89,7 +87,8 @@ public:
     }
     auto [pid, fd] = start_spawner(seg_, [this](unsigned i) {
       return worker_main(seg_, i, opt_.initializer,
-                         WorkerLimits{opt_.maxtasksperchild, opt_.memory_limit, opt_.max_result_bytes});
+                         WorkerLimits{opt_.maxtasksperchild, opt_.memory_limit, opt_.max_result_bytes,
+                                      opt_.task_timeout > Clock::duration::zero()});
     });
     link_ = SpawnerLink(pid, fd);
     for (unsigned i = 0; i < o.processes; ++i) send(spawner_command(SpawnerOp::spawn, i));
@@ -125,7 +124,7 @@ public:
       if (i >= 0 && n <= whole_limit()) {
         Worker& w = workers_[static_cast<unsigned>(i)];
         if (Worker::try_send(w.tasks, n, enc)) {
-          w.inflight.push_back({std::move(sink), index, {}, 0});
+          w.inflight.push_back({std::move(sink), index, nullptr});
           ++w.sent;
           return;
         }
@@ -287,7 +286,7 @@ private:
       Worker& w = workers_[static_cast<unsigned>(i)];
       Pending& p = pending_.front();
       if (p.bytes.size() > whole_limit()) {
-        w.inflight.push_back({p.sink, p.index, p.copy_if(opt_.retries != 0), p.attempts});
+        w.inflight.push_back({p.sink, p.index, p.copy_if(opt_.retries != 0)});
         ++w.sent;
         w.streaming = std::move(p);
         pending_.pop_front();
@@ -296,7 +295,7 @@ private:
       }
       auto copy = [&](std::byte* out) { std::memcpy(out, p.bytes.data(), p.bytes.size()); };
       if (!w.try_write_or_want(p.bytes.size(), copy)) continue;
-      w.inflight.push_back({std::move(p.sink), p.index, p.copy_if(opt_.retries != 0), p.attempts});
+      w.inflight.push_back({std::move(p.sink), p.index, p.copy_if(opt_.retries != 0)});
       ++w.sent;
       pending_.pop_front();
     }
@@ -506,7 +505,7 @@ private:
       w.inflight.clear();
       w.streaming.reset();
     }
-    for (auto& p : pending_) lost.push_back({std::move(p.sink), p.index, {}, 0});
+    for (auto& p : pending_) lost.push_back({std::move(p.sink), p.index, nullptr});
     pending_.clear();
   }
 

@@ -229,6 +229,7 @@ struct WorkerLimits {
   unsigned maxtasks = 0;             // 0: unlimited
   std::size_t memory = 0;            // RLIMIT_AS in bytes; 0: none
   std::size_t max_result = SIZE_MAX; // bytes of one encoded result
+  bool timed = false;                // record when each task begins (task_timeout is set)
 };
 
 /// Caps this process's address space (RLIMIT_AS) at `bytes` (0: leaves it).
@@ -296,11 +297,12 @@ public:
   }
   [[nodiscard]] bool stop() const noexcept { return stop_; }
   Doorbell* doorbell_ = nullptr;
+  bool timed_ = false;  // record task_start (only the timeout check reads it)
 
 private:
   void run(std::span<const std::byte> msg) {
     slot_.used.store(1, std::memory_order_relaxed);
-    slot_.task_start.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    if (timed_) slot_.task_start.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     slot_.started.fetch_add(1, std::memory_order_seq_cst);
     run_task(msg, out_);
   }
@@ -351,6 +353,7 @@ inline int worker_main(const PoolSegment& seg, unsigned i, std::span<const std::
   ChannelOut out(results, limits.max_result);
   TaskReader reader(tasks, slot, out);
   reader.doorbell_ = &seg.ctl().doorbell;
+  reader.timed_ = limits.timed;
   std::size_t done = 0;
   while (!reader.stop()) {
     const std::size_t max = maxtasks != 0 ? maxtasks - done : 256;

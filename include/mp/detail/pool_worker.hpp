@@ -36,12 +36,19 @@ namespace mp::detail {
 /// The most tasks one worker may have in flight (short tasks).
 inline constexpr std::int64_t max_window = 8192;
 
+/// A copy of a task's message, kept while it is in flight when retries are
+/// on, and how many of its runs were lost so far.
+struct KeptCopy {
+  std::vector<std::byte> bytes;
+  unsigned attempts = 0;
+};
+
 /// A task whose message is in a worker's channel (or being streamed there).
+/// Small (32 bytes): one is pushed and popped per task.
 struct InFlight {
   std::shared_ptr<Sink> sink;
   std::size_t index = 0;
-  std::vector<std::byte> bytes;  // the message, kept only when retries are on
-  unsigned attempts = 0;         // runs lost so far
+  std::unique_ptr<KeptCopy> kept;  // only when retries are on
 };
 
 /// A task message waiting in the parent.
@@ -53,7 +60,9 @@ struct Pending {
   unsigned attempts = 0;
 
   /// A copy of the bytes when `keep` (a retry may need them), else none.
-  [[nodiscard]] std::vector<std::byte> copy_if(bool keep) const { return keep ? bytes : std::vector<std::byte>{}; }
+  [[nodiscard]] std::unique_ptr<KeptCopy> copy_if(bool keep) const {
+    return keep ? std::make_unique<KeptCopy>(KeptCopy{bytes, attempts}) : nullptr;
+  }
 };
 
 /// Takes sink s's tasks out of q, in order.
@@ -202,8 +211,8 @@ struct Worker {
     inflight.pop_front();
     if (doom) {
       doomed.emplace_back(std::move(x), doom->error);
-    } else if (x.attempts < retries && !x.bytes.empty()) {
-      retry.push_back(Pending{std::move(x.bytes), std::move(x.sink), x.index, 0, x.attempts + 1});
+    } else if (x.kept && x.kept->attempts < retries) {
+      retry.push_back(Pending{std::move(x.kept->bytes), std::move(x.sink), x.index, 0, x.kept->attempts + 1});
     } else {
       lost.push_back(std::move(x));
     }
@@ -219,10 +228,11 @@ struct Worker {
     const std::size_t have = std::min(from_ring, msgs.size());
     for (std::size_t k = 0; k < from_ring; ++k) {
       InFlight& e = inflight[k];
+      const unsigned attempts = e.kept ? e.kept->attempts : 0;
       if (k + have >= from_ring) {
-        back.push_back({std::move(msgs[msgs.size() - from_ring + k]), std::move(e.sink), e.index, 0, e.attempts});
-      } else if (!e.bytes.empty()) {  // gone from the ring: re-run from the kept copy
-        back.push_back({std::move(e.bytes), std::move(e.sink), e.index, 0, e.attempts});
+        back.push_back({std::move(msgs[msgs.size() - from_ring + k]), std::move(e.sink), e.index, 0, attempts});
+      } else if (e.kept) {  // gone from the ring: re-run from the kept copy
+        back.push_back({std::move(e.kept->bytes), std::move(e.sink), e.index, 0, attempts});
       } else {
         lost.push_back(std::move(e));
       }

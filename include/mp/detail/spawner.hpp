@@ -27,12 +27,15 @@
 // socket), the spawner also checks getppid() once a second. Workers do use
 // PR_SET_PDEATHSIG(SIGKILL) against the spawner, which is single-threaded.
 // Both ignore SIGINT, so Ctrl-C reaches only the parent, which then tears the
-// pool down.
+// pool down. The spawner dies on its own (SIGKILL, OOM): its workers die by
+// PDEATHSIG, and the parent sees the control socket hang up (SpawnerLink::
+// hung_up, checked every spawner_check_period while idle) and breaks the pool.
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
@@ -97,6 +100,8 @@ inline bool bind_to_parent(pid_t expected_parent) noexcept {
 
 /// How often the spawner checks getppid() besides watching its socket (ms).
 inline constexpr int spawner_parent_check_ms = 1000;
+/// How often the parent's idle result thread looks whether the spawner died.
+inline constexpr std::chrono::milliseconds spawner_check_period{100};
 
 class Spawner {
 public:
