@@ -10,7 +10,7 @@
 
 using namespace std::chrono_literals;
 
-TEST_CASE("value set from another thread wakes get(); callbacks run once", "[async]") {
+TEST_CASE("value set from another thread wakes get(), callbacks run once", "[async]") {
   auto st = std::make_shared<mp::detail::ResultState<int>>();
   mp::AsyncResult<int> r(st);
   int before = 0, after = 0, errs = 0;

@@ -138,7 +138,7 @@ int shm_entries() {
 
 }  // namespace
 
-TEST_CASE("Pool(0) and Pool(-1) throw invalid_argument; size() is the count", "[pool]") {
+TEST_CASE("Pool(0) and Pool(-1) throw invalid_argument, size() is the count", "[pool]") {
   CHECK_THROWS_AS(mp::Pool(0), std::invalid_argument);
   CHECK_THROWS_AS(mp::Pool(-1), std::invalid_argument);
   mp::Pool p(3);
@@ -233,7 +233,7 @@ TEST_CASE("100k small tasks through apply_async and map", "[pool]") {
   CHECK(std::accumulate(m.begin(), m.end(), 0LL) == 100'000LL * 99'999 / 2);
 }
 
-TEST_CASE("standard exceptions keep type and what(); others become RemoteError", "[pool][errors]") {
+TEST_CASE("standard exceptions keep type and what(), others become RemoteError", "[pool][errors]") {
   mp::Pool pool(2);
   CHECK_THROWS_MATCHES(pool.apply(throw_kind, 0), std::runtime_error, Catch::Message("rt"));
   CHECK_THROWS_AS(pool.apply(throw_kind, 1), std::logic_error);
@@ -269,7 +269,7 @@ TEST_CASE("standard exceptions keep type and what(); others become RemoteError",
   CHECK(pool.apply(throw_kind, 12) == 12);  // still usable
 }
 
-TEST_CASE("map fails with the first error in input order; the pool stays usable", "[pool][errors]") {
+TEST_CASE("map fails with the first error in input order, the pool stays usable", "[pool][errors]") {
   mp::Pool pool(2);
   for (std::size_t cs : {std::size_t{1}, std::size_t{5}, std::size_t{0}}) {
     CHECK_THROWS_MATCHES(pool.map(fail_on, std::views::iota(0, 100), cs), std::runtime_error,
@@ -399,7 +399,7 @@ TEST_CASE("close + join with work pending runs it all", "[pool]") {
   for (int i = 0; i < 2000; ++i) CHECK(rs[static_cast<std::size_t>(i)].get() == i);
 }
 
-TEST_CASE("terminate with thousands queued returns promptly; futures fail", "[pool]") {
+TEST_CASE("terminate with thousands queued returns promptly, futures fail", "[pool]") {
   mp::Pool pool(2);
   std::vector<mp::AsyncResult<int>> rs;
   for (int i = 0; i < 5000; ++i) rs.push_back(pool.apply_async(sleepy, 5));
