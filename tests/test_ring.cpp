@@ -453,8 +453,11 @@ TEST_CASE("a corrupted control block is a DecodeError, never a hang or an overre
     r.h->head.store(head + 4);
     CHECK(recv_says_corrupt(r.ch));
     CHECK_THROWS_AS(r.ch.recv_batch([](std::span<const std::byte>) {}, 8, Clock::now()), mp::DecodeError);
-    CHECK_THROWS_AS(send_u64(r.ch, 6), mp::Error);  // the writer would put a header across the end
-    CHECK(r.h->head.load() == head + 4);
+    // 4 bytes before the end: the writer's PAD header would cross it.
+    r.h->tail.store(256 - 16);
+    r.h->head.store(256 - 4);
+    CHECK_THROWS_AS(send_u64(r.ch, 6), mp::Error);
+    CHECK(r.h->head.load() == 256 - 4);
   }
   SECTION("head more than a ring ahead of tail, or behind it") {
     for (const std::uint64_t forged : {head + 256 + 8, std::uint64_t{1} << 20, std::uint64_t{0} - 8}) {

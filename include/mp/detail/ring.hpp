@@ -24,8 +24,9 @@
 //   message with mp::DecodeError (its remaining fragments are skipped).
 // - Outside that model, a corrupted control block (head more than a ring
 //   ahead of tail or behind it, or either not a multiple of 8) makes the
-//   reader throw mp::DecodeError and the writer mp::Error before they read or
-//   write anything: no hang, no access outside the data area.
+//   reader throw mp::DecodeError before it reads or consumes anything, and a
+//   writer at an unaligned head throw mp::Error before a header would cross
+//   the end: no hang, no access outside the data area.
 #pragma once
 
 #include <algorithm>
@@ -137,7 +138,7 @@ public:
   /// fragmented. Blocks for space until the deadline; returns false when it
   /// passed (nothing of the message is delivered). If enc throws, nothing is
   /// published and the exception propagates. Throws mp::Error for a corrupted
-  /// control block (head not 8-aligned).
+  /// control block (head not 8-aligned where a header would cross the end).
   template <class Enc>
   bool write(std::size_t n, Enc&& enc, Clock::time_point deadline = Clock::time_point::max()) {
     if (!flush_pending_abort(deadline)) return false;
@@ -205,7 +206,7 @@ public:
                   Clock::duration stall = Clock::duration::max()) {
     for (;;) {
       const std::uint64_t pos = h_->tail.load(std::memory_order_relaxed);
-      if (pos % frame_align != 0) [[unlikely]] corrupt_positions(true);
+      if (pos % frame_align != 0) [[unlikely]] corrupt_positions(true);  // has_data needs it
       if (!has_data(pos)) {
         Clock::time_point until = deadline;
         bool stall_limited = false;
@@ -231,6 +232,7 @@ public:
   std::size_t read_batch(F&& on_msg, std::size_t max, ReadCursor& cur) {
     if (cur.in_message) return 0;
     const std::uint64_t tail = h_->tail.load(std::memory_order_relaxed);
+    if (tail % frame_align != 0) [[unlikely]] corrupt_positions(true);
     const std::uint64_t head = checked_head(tail);
     BatchCommit c{this, tail, 0};
     std::size_t n = 0;
@@ -320,9 +322,12 @@ private:
   template <class Enc>
   bool write_whole(std::size_t n, Enc& enc, Clock::time_point deadline) {
     const std::uint64_t frame = frame_bytes(n);
-    std::uint64_t pos = writer_head();
+    std::uint64_t pos = h_->head.load(std::memory_order_relaxed);
     const std::uint64_t to_end = cap_ - (pos & mask_);
+    // (A frame that fits before the end stays inside the data area even at an
+    // unaligned head; only the PAD's header could cross it: see writer_head.)
     if (frame > to_end) {  // would straddle the end: PAD to the end, frame at 0
+      if (pos % frame_align != 0) [[unlikely]] corrupt_positions(false);
       if (!wait_free(pos, to_end + headroom, deadline)) return false;
       put_header(pos, to_end - sizeof(FrameHeader), FrameType::pad);
       pos += to_end;
@@ -389,24 +394,27 @@ private:
 
   // -- reader internals --
 
+  /// pos: the reader's tail, a multiple of 8 (read() checked it).
   bool has_data(std::uint64_t pos) {
     if (cached_head_ > pos) return true;
     return checked_head(pos) > pos;
   }
 
-  /// Loads head (into cached_head_) and checks it against the reader's tail:
-  /// both multiples of 8 and tail <= head <= tail + capacity, as every writer
-  /// and reader keeps them. Anything else is a corrupted control block: the
-  /// reader throws rather than scan up to such a head (a hang) or read a
-  /// header across the end of the data area.
+  /// Loads head (into cached_head_) and checks it against the reader's tail,
+  /// a multiple of 8: head - tail must be a multiple of 8 in [0, capacity], as
+  /// every writer and reader keeps it. Anything else is a corrupted control
+  /// block: the reader throws rather than scan up to such a head (a hang) or
+  /// read a header across the end of the data area. One compare: rotating
+  /// the distance right by 3 moves any of its low 3 bits to the top.
   std::uint64_t checked_head(std::uint64_t tail) {
     const std::uint64_t head = h_->head.load(std::memory_order_acquire);
-    if (head - tail > cap_ || ((head | tail) % frame_align) != 0) [[unlikely]] corrupt_positions(true);
+    if (std::rotr(head - tail, 3) > (cap_ >> 3)) [[unlikely]] corrupt_positions(true);
     return cached_head_ = head;
   }
 
-  /// The writer's position; one that is not a multiple of 8 (a corrupted
-  /// control block) would put a frame header across the end of the data area.
+  /// The writer's position where a header may go at the end of the data area
+  /// (PAD, fragments, ABORT); one that is not a multiple of 8 (a corrupted
+  /// control block) would put the header across the end.
   std::uint64_t writer_head() const {
     const std::uint64_t pos = h_->head.load(std::memory_order_relaxed);
     if (pos % frame_align != 0) [[unlikely]] corrupt_positions(false);

@@ -30,7 +30,8 @@
 // - A corrupt frame header makes recv throw mp::DecodeError for that message
 //   and resynchronise at the next valid frame; later messages are delivered.
 //   A corrupted control block (head/tail overwritten) makes every recv throw
-//   mp::DecodeError and send throw mp::Error, without reading or writing.
+//   mp::DecodeError without consuming, and send throw mp::Error rather than
+//   write outside the data area.
 // - Waiting spins ~20 µs then sleeps on a futex; the fast path makes no
 //   system call (wakes happen only when the peer is registered as sleeping).
 #pragma once
