@@ -469,6 +469,21 @@ TEST_CASE("a corrupted control block is a DecodeError, never a hang or an overre
       CHECK_THROWS_AS(r.ch.try_recv_batch([](std::span<const std::byte>) {}, 8), mp::DecodeError);
     }
   }
+  SECTION("head moved back to tail after the reader saw it further") {
+    REQUIRE(send_u64(r.ch, 6));
+    CHECK(as_u64(recv_vec(r.ch, Clock::now())) == 5);  // the reader has seen head = 32
+    std::memset(r.base + Ring::header_bytes + 16, 0, 16);  // no frame at 16 any more
+    r.h->head.store(16);
+    const std::uint64_t consumed = r.ch.received();
+    CHECK_FALSE(r.ch.recv([](std::span<const std::byte>) {}, Clock::now()));  // nothing there: no scan, no throw
+    CHECK(r.h->tail.load() == 16);
+    CHECK(r.ch.received() == consumed);
+    r.h->tail.store(16);
+    r.h->head.store(16);
+    REQUIRE(send_u64(r.ch, 7));
+    CHECK(as_u64(recv_vec(r.ch, Clock::now())) == 7);
+    return;
+  }
   // Sane positions again: the channel works (the forged states changed nothing).
   r.h->tail.store(0);
   r.h->head.store(head);

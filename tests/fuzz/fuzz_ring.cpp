@@ -251,11 +251,15 @@ struct Script {
       try {
         delivered = consumer.recv([&](std::span<const std::byte> m) { received.emplace_back(m.begin(), m.end()); },
                                   Clock::now());
-      } catch (const mp::DecodeError&) {
+      } catch (const mp::DecodeError& e) {
         if (clean) fail("DecodeError although only the real producer wrote");
         if (tail() != t0) continue;
         // Nothing consumed: allowed only for a control block declared corrupt.
-        if (positions == 0 || positions_sane()) fail("DecodeError without progress although head/tail are sane");
+        if (positions == 0 || positions_sane()) {
+          std::fprintf(stderr, "fuzz_ring: head %llu, tail %llu: %s\n", static_cast<unsigned long long>(head()),
+                       static_cast<unsigned long long>(tail()), e.what());
+          fail("DecodeError without progress although head/tail are sane");
+        }
         break;
       }
       check_positions();

@@ -218,7 +218,12 @@ public:
           return stall_limited ? ReadStatus::stalled : ReadStatus::timeout;
       }
       const FrameHeader fh = get_header(pos);
-      if (!valid(fh, pos)) resync(pos, cur);
+      if (!valid(fh, pos)) {
+        // A fresh (checked) head; equal to tail only if head moved back (a
+        // corrupted control block): nothing is there to skip, so wait again.
+        if (checked_head(pos) == pos) [[unlikely]] continue;
+        resync(pos, cur);
+      }
       if (step(fh, pos, cur, on_msg)) return ReadStatus::message;
     }
   }
@@ -470,9 +475,10 @@ private:
     return idx + size <= cap_ && pos + size <= cached_head_;
   }
 
-  /// Skips to the next valid frame (at most capacity/8 steps: head was checked).
+  /// Skips to the next valid frame before cached_head_, which the caller has
+  /// just checked (> pos, at most capacity ahead: at most capacity/8 steps).
   [[noreturn]] void resync(std::uint64_t pos, ReadCursor& cur) {
-    const std::uint64_t head = checked_head(pos);
+    const std::uint64_t head = cached_head_;
     std::uint64_t p = pos + frame_align;
     while (p < head && !valid(get_header(p), p)) p += frame_align;
     cur.reset();
