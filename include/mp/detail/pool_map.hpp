@@ -116,16 +116,28 @@ public:
 
 private:
   void chunk_failed(std::size_t pos, std::exception_ptr e) noexcept {
-    if (pos < err_pos_) {
-      err_pos_ = pos;
-      err_ = e;
+    {
+      std::lock_guard<std::mutex> g(m_);
+      if (pos < err_pos_) {
+        err_pos_ = pos;
+        err_ = e;
+      }
     }
     chunk_done();
   }
+  // Chunks finish on the result thread, but when the input range throws, the
+  // submitting thread fails the chunks it never sent: the count and the first
+  // error are shared between them. The lock also orders every chunk's writes
+  // into out_ before the thread that finishes the map reads it.
   void chunk_done() noexcept {
-    if (--remaining_ != 0) return;
-    if (err_) {
-      this->fail(err_);
+    std::exception_ptr err;
+    {
+      std::lock_guard<std::mutex> g(m_);
+      if (--remaining_ != 0) return;
+      err = err_;
+    }
+    if (err) {
+      this->fail(err);
     } else {
       this->set_value(std::move(out_));
     }
@@ -133,6 +145,7 @@ private:
 
   std::vector<R> out_;
   std::size_t chunksize_;
+  std::mutex m_;  ///< guards remaining_, err_pos_, err_
   std::size_t remaining_;
   std::size_t err_pos_ = std::numeric_limits<std::size_t>::max();
   std::exception_ptr err_;
