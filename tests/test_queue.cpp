@@ -271,7 +271,7 @@ TEST_CASE("producers killed at random moments: everything fully put arrives once
   Shared done(max_ids), last(max_ids), disorder(1);
   pid_t consumer = mp_test::fork_child([&] {
     for (;;) {
-      auto [id, seq] = q.get();
+      auto [id, seq] = q.get(30s);  // a lost wake fails the test (Empty: exit 98) instead of hanging it
       if (id == max_ids) return 0;
       if (seq != last[id] + 1) ++disorder[0];
       last[id] = seq;
@@ -297,7 +297,7 @@ TEST_CASE("producers killed at random moments: everything fully put arrives once
   }
   std::this_thread::sleep_for(5ms);
   for (pid_t p : live) kill_and_reap(p);
-  q.put({static_cast<std::uint32_t>(max_ids), 0});
+  q.put({static_cast<std::uint32_t>(max_ids), 0}, 30s);
   CHECK(mp_test::exited_with(mp_test::wait_child(consumer), 0));
   CHECK(disorder[0] == 0);
   std::uint64_t total = 0;

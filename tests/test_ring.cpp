@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <future>
 #include <new>
 #include <numeric>
 #include <sys/resource.h>
@@ -291,6 +292,40 @@ TEST_CASE("a doorbell wait times out and can be rung unconditionally", "[ring][d
   });
   CHECK(bell->wait([&] { return flag.load(); }, Clock::now() + 10s));
   t.join();
+}
+
+TEST_CASE("a notifier killed at any step of its wake leaves the sleeper to the next notifier", "[ring][fork]") {
+  using mp::detail::WakeSteps;
+  const WakeSteps upto = GENERATE(WakeSteps::look, WakeSteps::bump, WakeSteps::bump_and_wake);
+  struct Words {
+    std::atomic<std::uint32_t> word, sleeper, ready;
+  };
+  Segment seg = Segment::anonymous(ch_off + sizeof(Words));
+  auto* w = ::new (static_cast<void*>(seg.base() + ch_off)) Words{{0}, {0}, {0}};
+  auto woken = std::async(std::launch::async, [&] {
+    return mp::detail::spin_then_wait(w->word, w->sleeper, [&] { return w->ready.load() != 0; },
+                                      Clock::now() + 30s);
+  });
+  while (w->sleeper.load() == 0) std::this_thread::sleep_for(1ms);
+  std::this_thread::sleep_for(20ms);  // it is asleep in the futex now
+  auto notify = [&](auto steps) {     // a notifier process: publishes, runs `steps` of its wake, dies
+    return mp_test::fork_child([&] {
+      w->ready.store(1);
+      mp::detail::wake_if_waiting<decltype(steps)::value>(w->word, w->sleeper);
+      return 0;
+    });
+  };
+  INFO("the first notifier stopped after step " << static_cast<int>(upto));
+  pid_t first = upto == WakeSteps::look ? notify(std::integral_constant<WakeSteps, WakeSteps::look>{})
+                : upto == WakeSteps::bump ? notify(std::integral_constant<WakeSteps, WakeSteps::bump>{})
+                                          : notify(std::integral_constant<WakeSteps, WakeSteps::bump_and_wake>{});
+  CHECK(mp_test::exited_with(mp_test::wait_child(first), 0));
+  CHECK(w->sleeper.load() != 0);  // its ticket is still there for the next notifier
+  pid_t next = notify(std::integral_constant<WakeSteps, WakeSteps::all>{});
+  CHECK(mp_test::exited_with(mp_test::wait_child(next), 0));
+  REQUIRE(woken.wait_for(5s) == std::future_status::ready);
+  CHECK(woken.get());
+  CHECK(w->sleeper.load() == 0);  // the last notifier withdrew the ticket: the next publish makes no system call
 }
 
 TEST_CASE("a big message through a small ring across processes", "[ring][spsc][fork][big]") {

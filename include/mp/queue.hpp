@@ -55,7 +55,8 @@ struct QueueOptions {
 namespace detail {
 
 inline constexpr std::uint64_t queue_magic = 0x3145'5545'5551'706dull;  // "mpQUEUE1"
-inline constexpr std::uint32_t queue_version = 1;
+// 2: the rings' sleeper words hold tickets, not a flag (ring_layout.hpp).
+inline constexpr std::uint32_t queue_version = 2;
 
 struct QueueHeader {
   alignas(cache_line) RobustMutex producer;

@@ -119,14 +119,24 @@ static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 /// catches the common case of a peer that is about to publish.
 inline constexpr std::chrono::nanoseconds spin_time{20'000};
 
+/// The `sleeper` word's value for a sleeper that saw `word` == seen: never 0
+/// (0 means nobody registered), and different for every value of `word` a
+/// notifier could have bumped past (wraps after 2^31 wakes).
+constexpr std::uint32_t sleep_ticket(std::uint32_t seen) noexcept { return (seen << 1) | 1u; }
+
 /// Waits until ready() is true (returns true) or the deadline passes (returns
 /// false): spins for spin_time, then sleeps on `word`.
 ///
-/// `sleeper` is a flag, not a count: a sleeper sets it before its last check;
-/// the first notifier that finds it set clears it, bumps `word` and wakes
-/// everyone sleeping there. So the fast path (nobody asleep) makes no system
-/// call, and a burst of publishes while the sleeper is being woken costs one
-/// wake, not one per publish (which matters when both share one core). A
+/// `sleeper` holds 0 or the ticket of the last sleeper to register (see
+/// sleep_ticket): a sleeper stores it before its last check of ready(); a
+/// notifier that finds a ticket bumps `word`, wakes everyone sleeping there,
+/// and only then clears the ticket if it is still the one it found. So the
+/// fast path (nobody asleep) makes no system call, a burst of publishes while
+/// the sleeper is being woken costs one wake, not one per publish (which
+/// matters when both share one core), and a notifier killed at any point of
+/// wake_if_waiting leaves the ticket set, so the next notifier still wakes
+/// the sleeper. (Clearing the flag first, as an earlier version did, lost
+/// that wake for good when the notifier died right after clearing it.) A
 /// sleeper that died or timed out leaves at most one needless wake behind.
 template <class Ready>
 bool spin_then_wait(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleeper, Ready&& ready,
@@ -144,20 +154,30 @@ bool spin_then_wait(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>
   for (;;) {
     if (ready()) return true;
     if (Clock::now() >= deadline) return false;
-    sleeper.store(1, std::memory_order_seq_cst);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
     const std::uint32_t seen = word.load(std::memory_order_acquire);
+    sleeper.store(sleep_ticket(seen), std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
     if (!ready()) futex_wait(word, seen, deadline);
   }
 }
 
-/// The notifier's half: after publishing (and a seq_cst fence), wake the
-/// sleepers if the flag says someone went to sleep since the last wake.
-inline void wake_if_waiting(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleeper) noexcept {
-  if (sleeper.load(std::memory_order_relaxed) != 0 && sleeper.exchange(0, std::memory_order_seq_cst) != 0) {
-    word.fetch_add(1, std::memory_order_release);
-    futex_wake_all(word);
-  }
+/// How far a notifier runs. Only tests stop one early, to check that a
+/// notifier killed after that step still leaves the sleeper to the next one.
+enum class WakeSteps { look, bump, bump_and_wake, all };
+
+/// The notifier's half, after publishing (and a seq_cst fence): if a sleeper
+/// registered, bump the word, wake every sleeper, then withdraw the ticket
+/// it found (a sleeper that registered since keeps its own). A notifier
+/// killed between any two of these steps loses no wake: see spin_then_wait.
+template <WakeSteps Upto = WakeSteps::all>
+void wake_if_waiting(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleeper) noexcept {
+  std::uint32_t ticket = sleeper.load(std::memory_order_relaxed);
+  if (Upto == WakeSteps::look || ticket == 0) return;
+  word.fetch_add(1, std::memory_order_seq_cst);
+  if (Upto == WakeSteps::bump) return;
+  futex_wake_all(word);
+  if (Upto == WakeSteps::bump_and_wake) return;
+  sleeper.compare_exchange_strong(ticket, 0, std::memory_order_seq_cst, std::memory_order_relaxed);
 }
 
 /// A shared "something is ready" bell, so one consumer can sleep on many
@@ -166,7 +186,7 @@ inline void wake_if_waiting(std::atomic<std::uint32_t>& word, std::atomic<std::u
 /// after every publish. Safe across threads and processes.
 struct alignas(cache_line) Doorbell {
   std::atomic<std::uint32_t> seq;
-  std::atomic<std::uint32_t> waiters;  ///< sleeper flag (see spin_then_wait)
+  std::atomic<std::uint32_t> waiters;  ///< sleeper ticket (see spin_then_wait)
 
   /// Initialises in place. Call once, before any ring that refers to it is used.
   void init() noexcept {
