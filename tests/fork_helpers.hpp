@@ -8,11 +8,16 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <vector>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -70,6 +75,42 @@ inline int open_fd_count() {
     if (::fcntl(fd, F_GETFD) != -1) ++n;
   }
   return n;
+}
+
+/// Pids whose parent is `ppid`, zombies included (from /proc/<pid>/stat).
+inline std::vector<pid_t> children_of(pid_t ppid) {
+  std::vector<pid_t> out;
+  DIR* d = ::opendir("/proc");
+  if (d == nullptr) return out;
+  while (dirent* e = ::readdir(d)) {
+    const int pid = std::atoi(e->d_name);
+    if (pid <= 0) continue;
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE* f = std::fopen(path, "r");
+    if (f == nullptr) continue;
+    char buf[512] = {};
+    const std::size_t got = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    buf[got] = '\0';
+    int parent = 0;
+    char state = '?';
+    const char* rp = std::strrchr(buf, ')');  // comm may hold spaces and parentheses
+    if (rp != nullptr && std::sscanf(rp + 1, " %c %d", &state, &parent) == 2 && parent == ppid)
+      out.push_back(static_cast<pid_t>(pid));
+  }
+  ::closedir(d);
+  return out;
+}
+
+/// The names in /dev/shm now (every process's: other tests may add some).
+inline std::set<std::string> dev_shm_names() {
+  std::set<std::string> out;
+  if (DIR* d = ::opendir("/dev/shm")) {
+    while (dirent* e = ::readdir(d)) out.insert(e->d_name);
+    ::closedir(d);
+  }
+  return out;
 }
 
 }  // namespace mp_test

@@ -14,7 +14,6 @@
 #include <thread>
 #include <chrono>
 #include <csignal>
-#include <dirent.h>
 #include <map>
 #include <numeric>
 #include <ranges>
@@ -104,36 +103,6 @@ void check_sizes(Pool& pool, F f) {
       f(in, cs);
     }
   }
-}
-
-int count_children() {
-  // Our direct children (the spawner) and grandchildren (workers).
-  int n = 0;
-  DIR* d = ::opendir("/proc");
-  while (dirent* e = ::readdir(d)) {
-    const int pid = std::atoi(e->d_name);
-    if (pid <= 0) continue;
-    char path[64];
-    std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    FILE* f = std::fopen(path, "r");
-    if (!f) continue;
-    int ppid = 0;
-    char comm[256];
-    char state;
-    if (std::fscanf(f, "%*d %255s %c %d", comm, &state, &ppid) == 3 && ppid == ::getpid()) ++n;
-    std::fclose(f);
-  }
-  ::closedir(d);
-  return n;
-}
-
-int shm_entries() {
-  int n = 0;
-  DIR* d = ::opendir("/dev/shm");
-  if (!d) return 0;
-  while (::readdir(d)) ++n;
-  ::closedir(d);
-  return n;
 }
 
 }  // namespace
@@ -489,16 +458,16 @@ TEST_CASE("one pool reused for 1000 consecutive maps", "[pool]") {
 
 TEST_CASE("50 pools in sequence leak no process, fd or /dev/shm entry", "[pool][leak]") {
   const int fds = mp_test::open_fd_count();
-  const int shm = shm_entries();
-  const int kids = count_children();
+  const std::size_t shm = mp_test::dev_shm_names().size();
+  const std::size_t kids = mp_test::children_of(::getpid()).size();
   for (int i = 0; i < 50; ++i) {
     mp::Pool pool(2);
     CHECK(pool.apply(square, i) == i * i);
     if (i % 2 == 1) pool.terminate();
   }
   CHECK(mp_test::open_fd_count() == fds);
-  CHECK(shm_entries() == shm);
-  CHECK(count_children() == kids);
+  CHECK(mp_test::dev_shm_names().size() == shm);
+  CHECK(mp_test::children_of(::getpid()).size() == kids);
 }
 
 TEST_CASE("a pool built in a thread that has exited keeps its workers", "[pool][robust]") {

@@ -22,7 +22,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <dirent.h>
 #include <exception>
 #include <map>
 #include <mutex>
@@ -97,33 +96,6 @@ std::unique_ptr<mp::Pool> make_pool(unsigned n) {
 
 // ---- process and resource accounting -------------------------------------------
 
-/// Pids whose parent is `ppid` (zombies included).
-std::vector<pid_t> children_of(pid_t ppid) {
-  std::vector<pid_t> out;
-  DIR* d = ::opendir("/proc");
-  if (d == nullptr) return out;
-  while (dirent* e = ::readdir(d)) {
-    const int pid = std::atoi(e->d_name);
-    if (pid <= 0) continue;
-    char path[64];
-    std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    FILE* f = std::fopen(path, "r");
-    if (f == nullptr) continue;
-    int parent = 0;
-    char state = '?';
-    // comm may hold spaces: skip to the last ')'
-    char buf[512] = {};
-    const std::size_t got = std::fread(buf, 1, sizeof buf - 1, f);
-    std::fclose(f);
-    buf[got] = '\0';
-    const char* rp = std::strrchr(buf, ')');
-    if (rp != nullptr && std::sscanf(rp + 1, " %c %d", &state, &parent) == 2 && parent == ppid)
-      out.push_back(static_cast<pid_t>(pid));
-  }
-  ::closedir(d);
-  return out;
-}
-
 /// Whether /proc has no entry for pid: not running and not a zombie either.
 bool no_trace(pid_t pid) {
   char path[64];
@@ -157,15 +129,6 @@ bool eventually(std::chrono::milliseconds limit, Pred&& pred) {
   return true;
 }
 
-std::set<std::string> shm_names() {
-  std::set<std::string> out;
-  DIR* d = ::opendir("/dev/shm");
-  if (d == nullptr) return out;
-  while (dirent* e = ::readdir(d)) out.insert(e->d_name);
-  ::closedir(d);
-  return out;
-}
-
 /// The pool's worker pids now (0 for a slot being forked).
 std::vector<pid_t> worker_pids(mp::Pool& pool) { return pool.pids(); }
 
@@ -184,7 +147,7 @@ std::vector<pid_t> live_worker_pids(mp::Pool& pool) {
 bool kill_child_of(pid_t pid, pid_t parent) {
   const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   if (fd < 0) return false;
-  const auto kids = children_of(parent);
+  const auto kids = mp_test::children_of(parent);
   bool ok = false;
   if (std::find(kids.begin(), kids.end(), pid) != kids.end())
     ok = ::syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0) == 0;
@@ -351,8 +314,8 @@ TEST_CASE("chaos: random SIGKILLs during many tasks, every future resolves exact
   const long want_kills = env_or("MP_CHAOS_KILLS", 20);
   const long want_tasks = env_or("MP_CHAOS_TASKS", 5000);
   const int fds_before = mp_test::open_fd_count();
-  const auto shm_before = shm_names();
-  const auto kids_before = children_of(::getpid()).size();
+  const auto shm_before = mp_test::dev_shm_names();
+  const auto kids_before = mp_test::children_of(::getpid()).size();
   std::set<pid_t> seen_workers;
   std::vector<double> latency_ms;
   ChaosCounts c;
@@ -484,8 +447,8 @@ TEST_CASE("chaos: random SIGKILLs during many tasks, every future resolves exact
   }
   // nothing left behind
   const int fds_after = mp_test::open_fd_count();
-  const auto shm_after = shm_names();
-  const auto kids_after = children_of(::getpid()).size();
+  const auto shm_after = mp_test::dev_shm_names();
+  const auto kids_after = mp_test::children_of(::getpid()).size();
   long leaked_procs = 0;
   for (pid_t p : seen_workers)
     if (p > 0 && !no_trace(p)) ++leaked_procs;
@@ -599,7 +562,7 @@ TEST_CASE("terminate() and the destructor leave no zombie and no process", "[poo
       }
     }  // mode 2: the destructor waits for the tasks, then reaps
     for (pid_t p : pids) CHECK(no_trace(p));
-    CHECK(children_of(::getpid()).empty());
+    CHECK(mp_test::children_of(::getpid()).empty());
   }
 }
 
@@ -653,7 +616,7 @@ TEST_CASE("the spawner dies on its own: every task fails with WorkerLostError na
     return false;
   }));
   idle.reset();
-  CHECK(children_of(::getpid()).empty());
+  CHECK(mp_test::children_of(::getpid()).empty());
 }
 
 // ---- 5. nothing left behind ----------------------------------------------------------
@@ -661,7 +624,7 @@ TEST_CASE("the spawner dies on its own: every task fails with WorkerLostError na
 TEST_CASE("pools and queues destroyed normally or by terminate leave no process, fd or /dev/shm entry",
           "[pool][reliability]") {
   const int fds = mp_test::open_fd_count();
-  const auto shm = shm_names();
+  const auto shm = mp_test::dev_shm_names();
   std::set<pid_t> all;
   for (int i = 0; i < 10; ++i) {
     auto pool = make_pool(2);
@@ -680,8 +643,8 @@ TEST_CASE("pools and queues destroyed normally or by terminate leave no process,
     if (i % 3 == 1) (void)pool->apply_async(sleepy, 50);  // destroyed with a task running
   }
   CHECK(mp_test::open_fd_count() == fds);
-  CHECK(shm_names() == shm);
-  CHECK(children_of(::getpid()).empty());
+  CHECK(mp_test::dev_shm_names() == shm);
+  CHECK(mp_test::children_of(::getpid()).empty());
   for (pid_t p : all) CHECK(no_trace(p));
 }
 

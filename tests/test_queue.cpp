@@ -5,12 +5,10 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
-#include <dirent.h>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
 #include <random>
-#include <set>
 #include <string>
 #include <thread>
 #include <unistd.h>
@@ -24,15 +22,6 @@ using namespace std::chrono_literals;
 using mp::detail::Segment;
 
 namespace {
-
-std::set<std::string> dev_shm() {
-  std::set<std::string> names;
-  if (DIR* d = ::opendir("/dev/shm")) {
-    while (dirent* e = ::readdir(d)) names.insert(e->d_name);
-    ::closedir(d);
-  }
-  return names;
-}
 
 /// What this process holds of /dev/shm: mappings (/proc/self/maps) and open
 /// descriptors (/proc/self/fd). Unlike the global listing, other tests
@@ -228,11 +217,11 @@ TEST_CASE("a named queue is opened by name in another process and removed", "[qu
     CHECK(q.get(10s) == std::string(100'000, 'z'));
     q.put("reply");
     CHECK(mp_test::exited_with(mp_test::wait_child(pid), 0));
-    CHECK(dev_shm().count(name) == 1);
+    CHECK(mp_test::dev_shm_names().count(name) == 1);
   }
   CHECK(mp::Queue<std::string>::remove(name));
   CHECK_FALSE(mp::Queue<std::string>::remove(name));
-  CHECK(dev_shm().count(name) == 0);
+  CHECK(mp_test::dev_shm_names().count(name) == 0);
   CHECK_THROWS_AS(mp::Queue<std::string>::open(name), mp::Error);
 }
 
