@@ -21,7 +21,7 @@ using mp_test::wait_child;
 
 TEST_CASE("Pipe: ping-pong of 2000 ints between two processes", "[pipe]") {
   auto [a, b] = mp::Pipe<int>();
-  pid_t k = fork_child([&] {
+  pid_t k = fork_child([&a = a, &b = b] {  // init-captures: clang 14 cannot capture bindings
     a.close();  // the parent's end: close our inherited copy
     for (;;) {
       int x = 0;
@@ -72,7 +72,7 @@ TEST_CASE("Pipe: a large message (8 MiB) goes through partial writes intact", "[
   auto [a, b] = mp::Pipe<std::vector<std::uint32_t>>();
   std::vector<std::uint32_t> big(2 << 20);
   for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<std::uint32_t>(i * 2654435761u);
-  pid_t k = fork_child([&] {
+  pid_t k = fork_child([&a = a, &b = b] {  // init-captures: clang 14 cannot capture bindings
     a.close();
     auto v = b.recv();
     b.send(v);
@@ -98,7 +98,7 @@ TEST_CASE("Pipe: recv on a pipe whose other end is closed throws ClosedError", "
   }
   SECTION("the peer process is SIGKILLed while we wait in recv") {
     auto [a, b] = mp::Pipe<int>();
-    pid_t k = fork_child([&] {
+    pid_t k = fork_child([&a = a] {  // init-captures: clang 14 cannot capture bindings
       a.close();
       ::pause();
       return 0;
