@@ -419,10 +419,50 @@ Bytes concat(Bytes a, const Bytes& b) {
 
 }  // namespace
 
+// The encoder copies blocks of up to 32 bytes inline, in size classes (0, 1-3,
+// 4-7, 8-15, 16-32, more); the decoder builds strings and vectors in place
+// inside sequences. Every size across those boundaries must produce exactly
+// the length and the bytes, and read them back.
+TEST_CASE("every block size across the inline-copy classes round-trips byte for byte", "[codec]") {
+  for (std::size_t n = 0; n <= 70; ++n) {
+    INFO("n = " << n);
+    std::string s(n, ' ');
+    for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('A' + i % 50);
+    const Bytes b = mp::dumps(s);
+    REQUIRE(b.size() == 8 + n);
+    CHECK(b == concat(u64_bytes(n), Bytes(reinterpret_cast<const std::byte*>(s.data()),
+                                          reinterpret_cast<const std::byte*>(s.data()) + n)));
+    CHECK(mp::loads<std::string>(b) == s);
+    std::vector<std::int16_t> shorts(n);
+    for (std::size_t i = 0; i < n; ++i) shorts[i] = static_cast<std::int16_t>(1000 + i);
+    CHECK(round_trip(shorts) == shorts);
+    CHECK(round_trip(std::u16string(n, u'\u263a')) == std::u16string(n, u'\u263a'));
+    CHECK(round_trip(std::vector<std::uint8_t>(n, 0xA5)) == std::vector<std::uint8_t>(n, 0xA5));
+  }
+  std::vector<std::string> strings;
+  std::vector<std::vector<int>> int_vectors;
+  for (std::size_t n = 0; n <= 40; ++n) {
+    strings.emplace_back(n, static_cast<char>('a' + n % 26));
+    int_vectors.emplace_back(n, static_cast<int>(n) * 7);
+  }
+  CHECK(round_trip(strings) == strings);
+  CHECK(round_trip(int_vectors) == int_vectors);
+  const std::deque<std::string> dq(strings.begin(), strings.end());
+  CHECK(round_trip(dq) == dq);
+  const std::list<std::vector<int>> li(int_vectors.begin(), int_vectors.end());
+  CHECK(round_trip(li) == li);
+  CHECK(round_trip(std::vector<std::u16string>{u"", u"x", u"longer than sixteen bytes"}) ==
+        std::vector<std::u16string>{u"", u"x", u"longer than sixteen bytes"});
+  CHECK(round_trip(std::vector<std::vector<std::byte>>{{}, {std::byte{1}}, Bytes(40, std::byte{9})}) ==
+        std::vector<std::vector<std::byte>>{{}, {std::byte{1}}, Bytes(40, std::byte{9})});
+}
+
 TEST_CASE("every truncation and trailing bytes throw DecodeError", "[codec]") {
   using V = std::variant<int, std::string>;
   check_every_prefix_throws(std::vector<int>{1, 2, 3, 4, 5});
   check_every_prefix_throws(std::string("truncate me"));
+  check_every_prefix_throws(std::vector<std::string>{"", "a", "0123456789abcdef", "past the small-string buffer"});
+  check_every_prefix_throws(std::deque<std::vector<int>>{{}, {1}, {1, 2, 3, 4, 5, 6, 7, 8, 9}});
   check_every_prefix_throws(std::map<std::string, std::vector<std::optional<V>>>{
       {"a", {V{1}, std::nullopt, V{"x"}}}, {"b", {}}});
   check_every_prefix_throws(Person{"Bob", 3, {"t"}, {1, 2, 3}});

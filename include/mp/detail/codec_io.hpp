@@ -18,6 +18,7 @@
 #include <span>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 namespace mp::detail {
 
@@ -86,11 +87,25 @@ public:
     return static_cast<std::size_t>(n);
   }
 
+  /// Reads a count n and consumes the n * Elem bytes that follow, with one
+  /// bounds check for both (a string or a vector of scalars is this pair on
+  /// every element of a container, so the second check was measurable).
+  /// Returns where the block starts and n.
+  template <std::size_t Elem>
+  std::pair<const std::byte*, std::size_t> read_block() {
+    static_assert(Elem != 0, "read_block needs elements of at least one byte.");
+    const auto n = read_raw<wire_length>();
+    if (n > remaining() / Elem) fail_at("a length exceeds the bytes left", position() - sizeof(wire_length));
+    const std::byte* q = p_;
+    p_ += static_cast<std::size_t>(n) * Elem;
+    return {q, static_cast<std::size_t>(n)};
+  }
+
   /// Reads a length-prefixed block of bytes without copying (the wire format of
   /// std::vector<std::byte>); the span points into the input.
   std::span<const std::byte> read_view() {
-    const std::size_t n = read_length(1);
-    return {take(n), n};
+    const auto [q, n] = read_block<1>();
+    return {q, n};
   }
 
   /// Decodes the next value as T (see mp::detail::decode).

@@ -20,9 +20,29 @@ namespace mp::detail {
 #pragma GCC diagnostic ignored "-Wstringop-overflow"
 #pragma GCC diagnostic ignored "-Wrestrict"
 #endif
-/// memcpy that accepts n == 0 with null pointers.
+/// memcpy that accepts n == 0 with null pointers. Up to 32 bytes (a short
+/// string, a few ints) it copies inline with two overlapping fixed-size moves,
+/// as memcpy itself does after the call: for such sizes the call through the
+/// PLT and memcpy's size dispatch cost more than the copy.
 inline void copy_bytes(void* dst, const void* src, std::size_t n) noexcept {
-  if (n != 0) std::memcpy(dst, src, n);
+  auto* d = static_cast<unsigned char*>(dst);
+  const auto* s = static_cast<const unsigned char*>(src);
+  if (n > 32) {
+    std::memcpy(d, s, n);
+  } else if (n >= 16) {
+    std::memcpy(d, s, 16);
+    std::memcpy(d + n - 16, s + n - 16, 16);
+  } else if (n >= 8) {
+    std::memcpy(d, s, 8);
+    std::memcpy(d + n - 8, s + n - 8, 8);
+  } else if (n >= 4) {
+    std::memcpy(d, s, 4);
+    std::memcpy(d + n - 4, s + n - 4, 4);
+  } else if (n != 0) {
+    d[0] = s[0];
+    d[n / 2] = s[n / 2];
+    d[n - 1] = s[n - 1];
+  }
 }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
@@ -72,8 +92,8 @@ C decode_sequence(Reader& r) {
   const std::size_t n = r.read_length(Codec<E>::min);
   C c;
   if constexpr (requires { c.reserve(n); }) c.reserve(bounded_reserve<E>(n, r));
-  if constexpr (requires(E& e) { Codec<E>::decode_into(r, e); } && std::is_default_constructible_v<E>) {
-    for (std::size_t i = 0; i < n; ++i) Codec<E>::decode_into(r, c.emplace_back());
+  if constexpr (requires { Codec<E>::decode_append(r, c); }) {
+    for (std::size_t i = 0; i < n; ++i) Codec<E>::decode_append(r, c);
   } else {
     for (std::size_t i = 0; i < n; ++i) c.push_back(Codec<E>::decode(r));
   }
@@ -148,27 +168,45 @@ struct Codec<C, Kind::contiguous> {
   static std::size_t size(const C& c) { return elements_size<E>(c); }
   static std::byte* encode(std::byte* out, const C& c) { return encode_elements<E>(out, c); }
   static C decode(Reader& r) {
-    if constexpr (Codec<E>::bitwise && std::is_default_constructible_v<E>) {
-      C c;
-      decode_into(r, c);
+    if constexpr (byte_like<E>) {
+      const auto [src, n] = r.read_block<1>();
+      const auto* p = reinterpret_cast<const E*>(src);
+      return C(p, p + n);  // one allocation (none for a short string) and one copy
+    } else if constexpr (Codec<E>::bitwise && std::is_default_constructible_v<E>) {
+      const auto [src, n] = r.read_block<sizeof(E)>();
+      C c = make_sized(n);
+      copy_bytes(c.data(), src, n * sizeof(E));
       return c;
     } else {
       return decode_sequence<C>(r);
     }
   }
-  /// Decodes into c (replacing its contents): lets a vector<string> build its
-  /// strings in place, with one copy each.
-  static void decode_into(Reader& r, C& c)
+  /// A C of n value-initialised elements (n is bounded by the input; neither
+  /// vector nor string can be sized without initialising). Constructing with
+  /// the size skips resize()'s growth path; basic_string has no such constructor.
+  static C make_sized(std::size_t n) {
+    if constexpr (std::is_constructible_v<C, std::size_t>) {
+      return C(n);
+    } else {
+      C c;
+      c.resize(n);
+      return c;
+    }
+  }
+  /// Decodes one C at the end of a container of them, built in place: a
+  /// vector<string> constructs each string from its bytes (no empty string
+  /// assigned to, no temporary moved from).
+  template <class Seq>
+  static void decode_append(Reader& r, Seq& seq)
     requires(Codec<E>::bitwise && std::is_default_constructible_v<E>)
   {
-    const std::size_t n = r.read_length(sizeof(E));
-    const std::byte* src = r.take(n * sizeof(E));
-    if constexpr (byte_like<E> && requires { c.assign(static_cast<const E*>(nullptr), n); }) {
-      c.assign(reinterpret_cast<const E*>(src), n);  // basic_string: one copy
-    } else if constexpr (byte_like<E>) {
+    if constexpr (byte_like<E>) {
+      const auto [src, n] = r.read_block<1>();
       const auto* p = reinterpret_cast<const E*>(src);
-      c.assign(p, p + n);
+      seq.emplace_back(p, p + n);
     } else {
+      const auto [src, n] = r.read_block<sizeof(E)>();
+      C& c = seq.emplace_back();
       c.resize(n);
       copy_bytes(c.data(), src, n * sizeof(E));
     }
