@@ -2,15 +2,7 @@
 // task messages onto per-worker channels, reads results on one thread, and
 // turns a worker's death into WorkerLostError for the task it was running.
 //
-// The backend seam (what basic_pool needs from any backend, see pool.hpp):
-//   Backend(const BackendOptions&)       start the workers
-//   unsigned size() const
-//   void submit(n, EncodeRef, shared_ptr<Sink>, index)
-//                                        queue one task message of n bytes;
-//                                        the sink gets exactly one on_result
-//                                        or on_error, on the result thread
-//   bool running()                       submissions accepted?
-//   void close(); void join(); void terminate();
+// It implements the backend seam described in backend.hpp.
 //
 // Bookkeeping (under mu_): per worker a FIFO of in-flight tasks (a Worker,
 // pool_worker.hpp); beyond a window per worker (at least
@@ -46,6 +38,7 @@
 #include <thread>
 #include <vector>
 
+#include <mp/detail/backend.hpp>
 #include <mp/detail/pool_layout.hpp>
 #include <mp/detail/pool_reader.hpp>
 #include <mp/detail/pool_worker.hpp>
@@ -54,27 +47,6 @@
 #include <mp/errors.hpp>
 
 namespace mp::detail {
-
-/// What every backend is built from.
-struct BackendOptions {
-  unsigned processes = 1;
-  unsigned maxtasksperchild = 0;        // 0: unlimited
-  unsigned window = 64;                 // in-flight tasks per worker
-  std::size_t channel_capacity = 8u << 20;
-  std::vector<std::byte> initializer;   // a task message, or empty
-  Clock::duration task_timeout{0};      // 0: none
-  unsigned retries = 0;                 // re-runs of a task whose worker died
-  std::size_t memory_limit = 0;         // RLIMIT_AS of each worker; 0: none
-  std::size_t max_result_bytes = SIZE_MAX;
-};
-
-inline constexpr const char* not_running = "mp::Pool is not running: it was closed or terminated";
-
-/// Thrown by submit on a closed, terminated or broken pool.
-class PoolNotRunning : public std::logic_error {
-public:
-  using std::logic_error::logic_error;
-};
 
 class ForkBackend {
 public:
