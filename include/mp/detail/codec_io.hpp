@@ -60,7 +60,7 @@ public:
   /// Consumes n bytes and returns where they start; throws DecodeError when
   /// fewer than n bytes are left.
   const std::byte* take(std::size_t n) {
-    if (n > remaining()) fail_truncated(n);
+    if (n > remaining()) fail_truncated(n, position(), remaining());
     const std::byte* q = p_;
     p_ += n;
     return q;
@@ -124,10 +124,11 @@ public:
   [[noreturn]] static void fail_at(const char* what, std::size_t at) { throw_decode_error(what, at); }
 
 private:
-  [[noreturn, gnu::cold, gnu::noinline]] void fail_truncated(std::size_t n) const {
+  // Static, given values rather than `this`: a Reader whose address never
+  // escapes can live in registers through a decoding loop.
+  [[noreturn, gnu::cold, gnu::noinline]] static void fail_truncated(std::size_t n, std::size_t at, std::size_t left) {
     throw DecodeError("mp cannot decode the input: it is truncated (needs " + std::to_string(n) +
-                      " more bytes at byte " + std::to_string(position()) + ", " +
-                      std::to_string(remaining()) + " left).");
+                      " more bytes at byte " + std::to_string(at) + ", " + std::to_string(left) + " left).");
   }
 
   const std::byte* begin_;

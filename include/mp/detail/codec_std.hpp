@@ -93,7 +93,11 @@ C decode_sequence(Reader& r) {
   C c;
   if constexpr (requires { c.reserve(n); }) c.reserve(bounded_reserve<E>(n, r));
   if constexpr (requires { Codec<E>::decode_append(r, c); }) {
-    for (std::size_t i = 0; i < n; ++i) Codec<E>::decode_append(r, c);
+    // A local cursor stays in registers; r's own fields would be reloaded and
+    // stored around every element, as each string's char stores may alias them.
+    Reader local = r;
+    for (std::size_t i = 0; i < n; ++i) Codec<E>::decode_append(local, c);
+    r = local;
   } else {
     for (std::size_t i = 0; i < n; ++i) c.push_back(Codec<E>::decode(r));
   }
