@@ -19,8 +19,8 @@
 // is spawned. A task past task_timeout, or cancel(true): the spawner is told
 // to kill that slot's worker (kill_worker), and the death is then reported
 // as TimeoutError / CancelledError. The spawner's own death (its socket
-// hangs up; checked every 100 ms while idle): every task fails, the pool is
-// broken.
+// hangs up; checked every 100 ms while tasks are out, every second while
+// the pool is idle): every task fails, the pool is broken.
 #pragma once
 
 #include <algorithm>
@@ -348,8 +348,9 @@ private:
       }
       return false;
     };
-    if (spin_for(parent_spin_ns, ready)) return;
-    seg_.ctl().doorbell.wait(ready, std::min(next_timeout_check_, next_spawner_check_));
+    // After a wait that timed out with nothing to do, spinning is waste.
+    if (!idle_timeout_ && spin_for(parent_spin_ns, ready)) return;
+    idle_timeout_ = !seg_.ctl().doorbell.wait(ready, std::min(next_timeout_check_, next_spawner_check_));
   }
 
   /// Delivers every result that is there; a corrupt one fails its task.
@@ -498,9 +499,11 @@ private:
   void check_spawner() {
     const Clock::time_point now = Clock::now();
     if (now < next_spawner_check_) return;
-    next_spawner_check_ = now + spawner_check_period;
     {
       std::lock_guard lock(mu_);
+      // With tasks out, a death must fail their futures soon; an idle pool
+      // (nobody waits) looks 10x less often, so it costs next to no CPU.
+      next_spawner_check_ = now + (outstanding() == 0 ? spawner_idle_check_period : spawner_check_period);
       if (ending_ || broken_ || !link_.hung_up()) return;
     }
     drain_results(true);  // what the workers sent before they died
@@ -574,6 +577,7 @@ private:
   std::uint64_t idle_clock_ = 0;
   // Result thread only: when it next looks for timeouts / a dead spawner.
   Clock::time_point next_timeout_check_ = Clock::time_point::max(), next_spawner_check_;
+  bool idle_timeout_ = false;  ///< the result thread's last wait timed out
   std::vector<std::pair<InFlight, std::vector<std::byte>>> deferred_;
   std::atomic<bool> deferred_flag_{false};  // deferred_ is not empty (lock-free check)
   std::shared_ptr<ResultReader> reader_;

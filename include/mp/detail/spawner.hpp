@@ -29,7 +29,8 @@
 // Both ignore SIGINT, so Ctrl-C reaches only the parent, which then tears the
 // pool down. The spawner dies on its own (SIGKILL, OOM): its workers die by
 // PDEATHSIG, and the parent sees the control socket hang up (SpawnerLink::
-// hung_up, checked every spawner_check_period while idle) and breaks the pool.
+// hung_up, checked every spawner_check_period, or spawner_idle_check_period
+// while no task is out) and breaks the pool.
 #pragma once
 
 #include <array>
@@ -100,8 +101,10 @@ inline bool bind_to_parent(pid_t expected_parent) noexcept {
 
 /// How often the spawner checks getppid() besides watching its socket (ms).
 inline constexpr int spawner_parent_check_ms = 1000;
-/// How often the parent's idle result thread looks whether the spawner died.
+/// How often the parent's result thread, when it has nothing to read, looks
+/// whether the spawner died: while tasks are outstanding, and while none are.
 inline constexpr std::chrono::milliseconds spawner_check_period{100};
+inline constexpr std::chrono::milliseconds spawner_idle_check_period{1000};
 
 class Spawner {
 public:
