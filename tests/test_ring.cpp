@@ -241,6 +241,30 @@ TEST_CASE("an exception from the consumer's callback still consumes the message"
   CHECK(f.ch.pending() == 0);
 }
 
+// recv_batch waits poll_gap after it emptied the ring before it looks at head
+// again: that pause must neither lose nor reorder a message, nor outlast a
+// deadline that has already passed.
+TEST_CASE("recv_batch after emptying the ring still gets every message and honours its deadline", "[ring][spsc]") {
+  Fixture f(4096);
+  std::uint64_t last = 0, count = 0;
+  auto on_msg = [&](std::span<const std::byte> m) {
+    last = as_u64(m);
+    ++count;
+  };
+  std::uint64_t next = 1;
+  for (int round = 0; round < 300; ++round) {
+    const std::size_t k = round % 3 == 0 ? 2 : 1;  // sometimes two wait at once
+    for (std::size_t j = 0; j < k; ++j) REQUIRE(send_u64(f.ch, next++));
+    CHECK(f.ch.recv_batch(on_msg, 64, Clock::now() + 10s) == k);
+    CHECK(last == next - 1);
+  }
+  CHECK(count == 400);
+  CHECK(f.ch.recv_batch(on_msg, 64, Clock::now()) == 0);  // emptied just now, deadline passed: no wait
+  CHECK(f.ch.recv_batch(on_msg, 64, Clock::now() - 1s) == 0);
+  CHECK(count == 400);
+  CHECK(f.ch.pending() == 0);
+}
+
 TEST_CASE("one consumer sleeps on a doorbell shared by many channels", "[ring][spsc][doorbell]") {
   constexpr int channels = 4;
   constexpr std::uint64_t per = 20'000;
