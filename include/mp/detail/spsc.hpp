@@ -99,16 +99,16 @@ public:
   /// delivered (0 only on timeout).
   ///
   /// A consumer that keeps up with a streaming producer (its last call found
-  /// messages at once and emptied the ring, and it calls again straight
-  /// away) first waits until poll_gap has passed since then, so a message
-  /// may then wait up to poll_gap longer (see poll_gap for why). A consumer
-  /// that had to wait for its last message, or comes back later, is never
-  /// delayed.
+  /// more than one message at once and emptied the ring, and it calls again
+  /// straight away) first waits until poll_gap has passed since then, so a
+  /// message may then wait up to poll_gap longer (see poll_gap for why). A
+  /// consumer that found one message or had to wait (a request/reply round
+  /// trip: no clock read at all), or that comes back later, is not delayed.
   template <class F>
   std::size_t recv_batch(F&& on_msg, std::size_t max, Clock::time_point deadline = Clock::time_point::max()) {
     pace(deadline);
     if (const std::size_t n = ring_.read_batch(on_msg, max, cur_); n != 0) {
-      drained_at_ = n < max ? Clock::now() : Clock::time_point{};
+      drained_at_ = n > 1 && n < max ? Clock::now() : Clock::time_point{};
       return n;
     }
     return recv(on_msg, deadline) ? 1 : 0;
