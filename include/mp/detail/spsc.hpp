@@ -147,9 +147,9 @@ public:
   /// cache line to the consumer's core and back, and the producer's next
   /// publish (a full barrier) waits for it: measured with 8-byte messages
   /// across the two cores of the target VM, a consumer that looks after
-  /// every 1-5 messages holds the producer to 3-6 M msg/s; looking at most
+  /// every 1-5 messages holds the producer to 5-6 M msg/s; looking at most
   /// once per poll_gap lets it write whole batches into lines it owns
-  /// (~27 M msg/s). An idle consumer is not delayed (it polls head on every
+  /// (~24 M msg/s). An idle consumer is not delayed (it polls head on every
   /// spin, see spin_then_wait), nor one that does other work between calls
   /// (it came back later than straight_back).
   static constexpr std::chrono::nanoseconds poll_gap{1'000};
