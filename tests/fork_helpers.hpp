@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -58,6 +59,23 @@ inline int wait_child(pid_t pid) {
     if (errno != EINTR) throw std::runtime_error("waitpid failed");
   }
   return status;
+}
+
+/// Waits up to `limit` for pid; returns its raw status, or -1 after killing
+/// (SIGKILL) and reaping it when it had not ended by then.
+template <class Duration>
+int wait_child_within(pid_t pid, Duration limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  int status = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) return status;
+    if (r < 0 && errno != EINTR) throw std::runtime_error("waitpid failed");
+    ::usleep(1000);
+  }
+  ::kill(pid, SIGKILL);
+  wait_child(pid);
+  return -1;
 }
 
 inline bool exited_with(int status, int code) {

@@ -98,3 +98,18 @@ TEST_CASE("Barrier: a timed-out wait breaks the barrier, bad arguments", "[barri
   REQUIRE(one.wait() == 0);
   REQUIRE(one.parties() == 1);
 }
+
+TEST_CASE("Barrier: a last arriver killed between completing the round and waking strands no waiter",
+          "[barrier][robust]") {
+  mp::Barrier b(2);
+  pid_t k = mp_test::fork_child([&] { return static_cast<int>(b.wait()); });  // index 0: exit 0
+  auto& l = b.layout_for_test();
+  while (b.n_waiting() == 0) std::this_thread::sleep_for(1ms);
+  std::this_thread::sleep_for(20ms);  // asleep in the futex now
+  // What Barrier::wait's last arriver writes before its FUTEX_WAKE:
+  const std::uint32_t gen = l.state.load() >> 1;
+  l.ends[gen % l.ring].store((gen << 1) | 1u);
+  l.count = 0;
+  l.state.store((gen + 1) << 1);
+  CHECK(mp_test::exited_with(mp_test::wait_child_within(k, 5s), 0));
+}

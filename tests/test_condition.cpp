@@ -4,6 +4,7 @@
 
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include <mp/condition.hpp>
@@ -70,4 +71,18 @@ TEST_CASE("Condition: timeouts hold the lock again, wait without the lock throws
   REQUIRE_FALSE(cv.wait_for([] { return false; }, 5ms));
   cv.release();  // still held after the timeouts
   REQUIRE_THROWS_AS(cv.release(), std::logic_error);
+}
+
+TEST_CASE("Condition: a notify() killed between its bump and its wake strands no waiter", "[condition][robust]") {
+  mp::Condition c;
+  pid_t k = mp_test::fork_child([&] {
+    c.acquire();
+    c.wait();  // no timeout: only a notify can end it
+    c.release();
+    return 0;
+  });
+  while (c.layout_for_test().waiters.load() == 0) std::this_thread::sleep_for(1ms);
+  std::this_thread::sleep_for(20ms);  // asleep in the futex now
+  c.layout_for_test().seq.fetch_add(1);  // all a notify() killed before its FUTEX_WAKE did
+  CHECK(mp_test::exited_with(mp_test::wait_child_within(k, 5s), 0));
 }

@@ -2,6 +2,7 @@
 // timeouts.
 #include <catch2/catch.hpp>
 
+#include <thread>
 #include <vector>
 
 #include <mp/event.hpp>
@@ -63,4 +64,16 @@ TEST_CASE("Event: ping-pong between two processes, 1000 rounds", "[event]") {
   }
   REQUIRE(exited_with(wait_child(k), 0));
   REQUIRE(rounds.value() == 1000);
+}
+
+TEST_CASE("Event: a set() killed between raising the flag and waking strands no waiter", "[event][robust]") {
+  mp::Event e;
+  pid_t k = fork_child([&] {
+    e.wait();  // no timeout: only the flag can end it
+    return 0;
+  });
+  while (e.layout_for_test().waiters.load() == 0) std::this_thread::sleep_for(1ms);
+  std::this_thread::sleep_for(20ms);    // asleep in the futex now
+  e.layout_for_test().flag.store(1);  // all a set() killed before its FUTEX_WAKE did
+  CHECK(exited_with(mp_test::wait_child_within(k, 5s), 0));  // it looked again within a second
 }

@@ -96,6 +96,10 @@ public:
 
   /// The number of parties. Never blocks.
   [[nodiscard]] std::uint32_t parties() const noexcept { return s_->parties; }
+
+  /// For tests: the shared layout, through which a test leaves what a last
+  /// arriver killed between completing the round and waking would leave.
+  detail::BarrierLayout& layout_for_test() noexcept { return *s_; }
   /// How many are waiting now (a snapshot). Never blocks.
   [[nodiscard]] std::uint32_t n_waiting() const noexcept {
     return (s_->state.load() & 1u) != 0 ? 0 : s_->count;
@@ -161,7 +165,7 @@ private:
   std::uint32_t await(detail::BarrierLayout& l, std::uint32_t mine, std::uint32_t index,
                       detail::Clock::time_point deadline) {
     while (l.state.load() == mine) {
-      if (!detail::futex_wait(l.state, mine, deadline) && break_if_still(l, mine))
+      if (!detail::futex_wait_rechecking(l.state, mine, deadline) && break_if_still(l, mine))
         throw_broken("wait() timed out; the barrier is now broken");
     }
     if (generation_completed(l, mine >> 1)) return index;

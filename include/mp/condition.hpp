@@ -9,8 +9,11 @@
 //
 // wait() reads the sequence, releases the lock, sleeps until notify() bumps
 // the sequence, then re-acquires the lock. Like std::condition_variable, a
-// waiter may wake spuriously, and notify(n) may wake more than n waiters that
-// are about to sleep; loop on a predicate (wait_for does).
+// waiter may wake spuriously, and notify(n) may wake more than n waiters:
+// those about to sleep, and, within a second, every waiter that slept
+// through a notify (sleepers look at the sequence once a second, so a
+// notify() killed between its bump and its wake strands nobody). Loop on a
+// predicate (wait_for does).
 //
 //   layout (after the 64-byte SegmentHeader):
 //   +------------------------------------------+
@@ -111,6 +114,10 @@ public:
     if (l.waiters.load() != 0) detail::futex_wake(l.seq, n);
   }
 
+  /// For tests: the shared layout, through which a test leaves what a
+  /// notify() killed between bumping seq and waking would leave.
+  detail::ConditionLayout& layout_for_test() noexcept { return *s_; }
+
   /// Wakes every waiter. Never blocks.
   void notify_all() noexcept { notify(0x7fffffff); }
 
@@ -121,8 +128,8 @@ private:
     lock_.release();  // throws std::logic_error if not held: nothing changed yet
     l.waiters.fetch_add(1);
     bool in_time = true;
-    try {
-      in_time = detail::futex_wait(l.seq, seen, deadline);
+    try {  // until a notify() bumped seq (or the deadline): a slice's end or EINTR is not one
+      while (in_time && l.seq.load() == seen) in_time = detail::futex_wait_rechecking(l.seq, seen, deadline);
     } catch (const std::system_error&) {
       l.waiters.fetch_sub(1);
       lock_.acquire();

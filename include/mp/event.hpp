@@ -65,6 +65,10 @@ public:
     if (l.waiters.load() != 0) detail::futex_wake_all(l.flag);
   }
 
+  /// For tests: the shared layout, through which a test leaves what a
+  /// set() killed between raising the flag and waking would leave.
+  detail::EventLayout& layout_for_test() noexcept { return *s_; }
+
   /// Lowers the flag. Never blocks; safe everywhere.
   void clear() noexcept { s_->flag.store(0); }
 
@@ -93,7 +97,7 @@ private:
     } while (detail::Clock::now() < spin_until);
     for (;;) {
       l.waiters.fetch_add(1);
-      bool in_time = l.flag.load() != 0 || detail::futex_wait(l.flag, 0, deadline);
+      bool in_time = l.flag.load() != 0 || detail::futex_wait_rechecking(l.flag, 0, deadline);
       l.waiters.fetch_sub(1);
       if (is_set()) return true;
       if (!in_time) return false;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -40,6 +41,25 @@ inline bool futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
     case ETIMEDOUT: return false;
     default: throw_system_error("futex(FUTEX_WAIT_BITSET)");
   }
+}
+
+/// The longest a sleeper stays in one futex wait before it looks at the
+/// word again by itself. A waker is two steps, change the word then
+/// FUTEX_WAKE; one killed between them (kill -9 has no respect for that
+/// window) leaves its sleepers asleep on a word that has changed, and no
+/// other process may ever wake them. Looking again bounds that to one
+/// period, for one wakeup per period per sleeper (a few µs of CPU a second).
+inline constexpr std::chrono::seconds lost_wake_recheck{1};
+
+/// futex_wait in slices of at most lost_wake_recheck. Returns false only
+/// when the deadline passed; true otherwise, including at the end of a
+/// slice: the caller looks at its condition (the word) and waits again.
+inline bool futex_wait_rechecking(std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                                  Clock::time_point deadline = Clock::time_point::max()) {
+  const Clock::time_point slice_end = Clock::now() + lost_wake_recheck;
+  if (slice_end >= deadline) return futex_wait(word, expected, deadline);
+  futex_wait(word, expected, slice_end);
+  return true;
 }
 
 /// Wakes up to n waiters sleeping on word. Never blocks; safe anywhere.
