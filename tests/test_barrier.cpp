@@ -106,10 +106,6 @@ TEST_CASE("Barrier: a last arriver killed between completing the round and wakin
   auto& l = b.layout_for_test();
   while (b.n_waiting() == 0) std::this_thread::sleep_for(1ms);
   std::this_thread::sleep_for(20ms);  // asleep in the futex now
-  // What Barrier::wait's last arriver writes before its FUTEX_WAKE:
-  const std::uint32_t gen = l.state.load() >> 1;
-  l.ends[gen % l.ring].store((gen << 1) | 1u);
-  l.count = 0;
-  l.state.store((gen + 1) << 1);
+  mp::detail::complete_generation(l, l.state.load() >> 1);  // all the last arriver did before its wake
   CHECK(mp_test::exited_with(mp_test::wait_child_within(k, 5s), 0));
 }

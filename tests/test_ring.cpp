@@ -348,11 +348,7 @@ TEST_CASE("a notifier killed at any step of its wake leaves the sleeper to the n
   CHECK(w->sleeper.load() != 0);  // its ticket is still there for the next notifier
   pid_t next = notify(std::integral_constant<WakeSteps, WakeSteps::all>{});
   CHECK(mp_test::exited_with(mp_test::wait_child(next), 0));
-  int status = -1;
-  for (auto until = Clock::now() + 5s; Clock::now() < until; std::this_thread::sleep_for(1ms))
-    if (::waitpid(sleeper, &status, WNOHANG) == sleeper) break;
-  if (status == -1) ::kill(sleeper, SIGKILL), mp_test::wait_child(sleeper);
-  CHECK(mp_test::exited_with(status, 0));  // woken (within 5 s), not timed out
+  CHECK(mp_test::exited_with(mp_test::wait_child_within(sleeper, 5s), 0));  // woken, not timed out
   CHECK(w->sleeper.load() == 0);  // the last notifier withdrew the ticket: the next publish makes no system call
 }
 

@@ -47,6 +47,15 @@ struct BarrierLayout {
 
 inline constexpr std::uint64_t barrier_magic = 0x6d702d4261727231;  // "mp-Barr1"
 
+/// The last arrival's writes (under the lock): records generation `gen` as
+/// completed for its waiters and opens the next one. The caller then wakes
+/// the waiters; this is all a last arriver killed before that wake leaves.
+inline void complete_generation(BarrierLayout& l, std::uint32_t gen) {
+  l.ends[gen % l.ring].store((gen << 1) | 1u);
+  l.count = 0;
+  l.state.store((gen + 1) << 1);
+}
+
 }  // namespace detail
 
 /// A barrier for a fixed number of parties, shared by processes.
@@ -151,10 +160,7 @@ private:
       if ((mine & 1u) != 0) throw_broken("the barrier is broken (aborted or timed out); call reset() first");
       index = l.count++;
       if (l.count == l.parties) {
-        std::uint32_t gen = mine >> 1;
-        l.ends[gen % l.ring].store((gen << 1) | 1u);
-        l.count = 0;
-        l.state.store((gen + 1) << 1);
+        detail::complete_generation(l, mine >> 1);
         detail::futex_wake_all(l.state);
         return index;
       }
