@@ -204,3 +204,6 @@ T loads(std::span<const std::byte> in) {
 }
 
 }  // namespace mp
+
+// Exceptions registered with mp::register_exception travel through this codec.
+#include <mp/detail/exception_registry.hpp>

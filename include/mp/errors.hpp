@@ -3,13 +3,15 @@
 // Every mp-specific error derives from mp::Error, which derives from
 // std::runtime_error. A task's standard exception (std::runtime_error,
 // std::logic_error and their standard children, std::bad_alloc) is rethrown
-// as the same type with the same what(); any other type comes back as
-// mp::RemoteError.
+// as the same type with the same what(); a type registered with
+// mp::register_exception<T>() as T (with its fields when it has a codec); any
+// other type as mp::RemoteError.
 #pragma once
 
 #include <stdexcept>
 #include <string>
 #include <sys/types.h>
+#include <type_traits>
 #include <utility>
 
 namespace mp {
@@ -98,3 +100,52 @@ public:
 };
 
 }  // namespace mp
+
+namespace mp::detail {
+/// Defined in <mp/detail/exception_registry.hpp>, which <mp/codec.hpp>
+/// includes last (the codec needs the classes above, the registry the codec).
+template <class T>
+struct ExceptionRegistration;
+}  // namespace mp::detail
+
+namespace mp {
+
+/// Makes a task's exception of type T come back to the parent as T, with the
+/// same what(), instead of as mp::RemoteError; with its fields too when T has
+/// a serialize(Archive&) member or an mp::codec<T> specialization. Only the
+/// exact type is matched: a type derived from T stays mp::RemoteError unless
+/// it is registered itself.
+///
+/// T derives from std::exception and is constructible from a std::string,
+/// or has a codec (see <mp/codec.hpp>); otherwise, and for the standard types
+/// mp already rethrows as themselves, this fails to compile with a sentence.
+///
+/// Naming it anywhere in the program registers T in every process of the
+/// program from static initialization (forked workers, and processes started
+/// from the same binary), so calling it after a pool exists works too; the
+/// call itself does nothing at run time. MP_REGISTER_EXCEPTION(T) does the
+/// same at namespace scope. Never blocks, never throws; thread-safe.
+///
+/// The file that calls it includes <mp/codec.hpp> (as <mp/mp.hpp>,
+/// <mp/pool.hpp> and every header that sends data do).
+template <class T>
+void register_exception() noexcept {
+  using E = std::remove_cvref_t<T>;
+  if constexpr (requires { detail::ExceptionRegistration<E>::run(); }) {
+    detail::ExceptionRegistration<E>::run();
+  } else {
+    static_assert(sizeof(E) == 0,
+                  "mp::register_exception<T> is completed by the codec: include <mp/codec.hpp> (or <mp/mp.hpp>, "
+                  "<mp/pool.hpp>) in the file that registers T.");
+  }
+}
+
+}  // namespace mp
+
+/// mp::register_exception<T>() as a declaration at namespace scope:
+/// `MP_REGISTER_EXCEPTION(BadRecord);`
+#define MP_REGISTER_EXCEPTION(...)                                                          \
+  [[maybe_unused]] static const bool MP_DETAIL_CAT(mp_registered_exception_, __COUNTER__) = \
+      (::mp::register_exception<__VA_ARGS__>(), true)
+#define MP_DETAIL_CAT(a, b) MP_DETAIL_CAT2(a, b)
+#define MP_DETAIL_CAT2(a, b) a##b

@@ -30,7 +30,6 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
-#include <cxxabi.h>
 #include <exception>
 #include <functional>
 #include <iostream>
@@ -46,13 +45,13 @@
 #include <thread>
 #include <tuple>
 #include <type_traits>
-#include <typeinfo>
 #include <unistd.h>
 #include <utility>
 #include <vector>
 
 #include <mp/detail/shared_object.hpp>
 #include <mp/detail/syscall.hpp>
+#include <mp/detail/wire_error.hpp>
 
 namespace mp {
 
@@ -134,26 +133,11 @@ struct Target final : TargetBase {
   std::tuple<A...> args;
 };
 
-inline std::string demangled_type_name(const char* name) {
-  int status = 0;
-  std::unique_ptr<char, void (*)(void*)> p(abi::__cxa_demangle(name, nullptr, nullptr, &status), std::free);
-  return status == 0 && p ? std::string(p.get()) : std::string(name);
-}
-
 /// In a child whose target threw: prints "Process <name>: <type>: <what>".
 inline void report_exception(const std::string& name) noexcept {
   try {
-    std::string type = "unknown exception";
-    std::string what = "(not derived from std::exception)";
-    try {
-      throw;
-    } catch (const std::exception& e) {
-      type = demangled_type_name(typeid(e).name());
-      what = e.what();
-    } catch (...) {
-      if (const std::type_info* t = abi::__cxa_current_exception_type()) type = demangled_type_name(t->name());
-    }
-    std::fprintf(stderr, "Process %s: %s: %s\n", name.c_str(), type.c_str(), what.c_str());
+    const WireError e = describe_current_exception();
+    std::fprintf(stderr, "Process %s: %s: %s\n", name.c_str(), e.type_name.c_str(), e.what.c_str());
   } catch (...) {
     std::fputs("Process: the target threw, and reporting it failed\n", stderr);
   }

@@ -6,14 +6,12 @@
 //     chunk payload = encoded callable F | u64 count | count encoded items
 //   result message = u8 status | body
 //     status ok     : encoded result (void: nothing; chunk: u64 count + items)
-//     status error  : u64 item index in the chunk | u8 kind | type name | what
+//     status error  : u64 item index in the chunk | error body (wire_error.hpp)
 //
 // A trampoline is a plain function instantiated for (F, Args...) and named by
 // its load-address-independent FunctionId (function_id.hpp), so the worker
 // needs nothing but the bytes: it resolves the id and jumps.
 #pragma once
-
-#include <cxxabi.h>
 
 #include <atomic>
 #include <concepts>
@@ -35,6 +33,7 @@
 
 #include <mp/codec.hpp>
 #include <mp/detail/futex.hpp>
+#include <mp/detail/wire_error.hpp>
 #include <mp/errors.hpp>
 
 namespace mp::detail {
@@ -116,73 +115,14 @@ enum class ResultStatus : std::uint8_t { ok = 0, error = 1 };
 
 // ---- exceptions ------------------------------------------------------------
 
-enum class ErrorKind : std::uint8_t {
-  other, runtime_error, logic_error, invalid_argument, domain_error, length_error,
-  out_of_range, range_error, overflow_error, underflow_error, bad_alloc
-};
-
-/// The demangled name of a type_info.
-inline std::string demangle(const char* mangled) {
-  int status = 0;
-  std::unique_ptr<char, void (*)(void*)> s(abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
-  return status == 0 && s ? std::string(s.get()) : std::string(mangled);
-}
-
-struct WireError {
-  ErrorKind kind = ErrorKind::other;
-  std::string type_name;
-  std::string what;
-};
-
-/// Classifies the exception being handled (call inside catch).
-inline WireError current_wire_error() {
-  auto same = [](const std::exception& e, const std::type_info& t) { return typeid(e) == t; };
-  try {
-    throw;
-  } catch (const std::exception& e) {
-    WireError w{ErrorKind::other, demangle(typeid(e).name()), e.what()};
-    const std::pair<const std::type_info*, ErrorKind> table[] = {
-        {&typeid(std::runtime_error), ErrorKind::runtime_error}, {&typeid(std::logic_error), ErrorKind::logic_error},
-        {&typeid(std::invalid_argument), ErrorKind::invalid_argument}, {&typeid(std::domain_error), ErrorKind::domain_error},
-        {&typeid(std::length_error), ErrorKind::length_error}, {&typeid(std::out_of_range), ErrorKind::out_of_range},
-        {&typeid(std::range_error), ErrorKind::range_error}, {&typeid(std::overflow_error), ErrorKind::overflow_error},
-        {&typeid(std::underflow_error), ErrorKind::underflow_error}, {&typeid(std::bad_alloc), ErrorKind::bad_alloc}};
-    for (const auto& [t, k] : table)
-      if (same(e, *t)) w.kind = k;
-    return w;
-  } catch (...) {
-    const std::type_info* t = abi::__cxa_current_exception_type();
-    return {ErrorKind::other, t ? demangle(t->name()) : "unknown", "a task threw a non-std::exception"};
-  }
-}
-
-/// The exception a WireError stands for, as an exception_ptr.
-inline std::exception_ptr make_exception(const WireError& w) {
-  switch (w.kind) {
-    case ErrorKind::runtime_error: return std::make_exception_ptr(std::runtime_error(w.what));
-    case ErrorKind::logic_error: return std::make_exception_ptr(std::logic_error(w.what));
-    case ErrorKind::invalid_argument: return std::make_exception_ptr(std::invalid_argument(w.what));
-    case ErrorKind::domain_error: return std::make_exception_ptr(std::domain_error(w.what));
-    case ErrorKind::length_error: return std::make_exception_ptr(std::length_error(w.what));
-    case ErrorKind::out_of_range: return std::make_exception_ptr(std::out_of_range(w.what));
-    case ErrorKind::range_error: return std::make_exception_ptr(std::range_error(w.what));
-    case ErrorKind::overflow_error: return std::make_exception_ptr(std::overflow_error(w.what));
-    case ErrorKind::underflow_error: return std::make_exception_ptr(std::underflow_error(w.what));
-    case ErrorKind::bad_alloc: return std::make_exception_ptr(std::bad_alloc());
-    case ErrorKind::other: break;
-  }
-  return std::make_exception_ptr(RemoteError(w.type_name, w.what));
-}
-
 /// Writes an error result for the exception being handled (call in catch).
 inline void write_current_error(ResultOut& out, std::uint64_t index) noexcept {
   try {
     const WireError w = current_wire_error();
-    const auto kind = static_cast<std::uint8_t>(w.kind);
-    const std::size_t n = 1 + encoded_size(index, kind, w.type_name, w.what);
+    const std::size_t n = 1 + encoded_size(index, w);
     auto enc = [&](std::byte* p) {
       *p = std::byte{static_cast<std::uint8_t>(ResultStatus::error)};
-      encode_to(p + 1, index, kind, w.type_name, w.what);
+      encode_to(p + 1, index, w);
     };
     out.write(n, enc);
   } catch (...) {
@@ -197,13 +137,7 @@ inline bool read_status(Reader& r, std::exception_ptr& err, std::uint64_t& index
   if (st == static_cast<std::uint8_t>(ResultStatus::ok)) return true;
   if (st != static_cast<std::uint8_t>(ResultStatus::error)) r.fail("a result message has a bad status byte");
   index = r.read<std::uint64_t>();
-  WireError w;
-  const auto kind = r.read<std::uint8_t>();
-  if (kind > static_cast<std::uint8_t>(ErrorKind::bad_alloc)) r.fail("a result message has a bad error kind");
-  w.kind = static_cast<ErrorKind>(kind);
-  w.type_name = r.read<std::string>();
-  w.what = r.read<std::string>();
-  err = make_exception(w);
+  err = make_exception(read_wire_error(r));
   return false;
 }
 
