@@ -86,6 +86,17 @@ struct Lopsided : std::runtime_error {
   }
 };
 
+// Its fields cannot be encoded: it travels as mp::RemoteError.
+struct Unsendable : std::runtime_error {
+  using std::runtime_error::runtime_error;
+  template <class Archive>
+  void save(Archive&) const {
+    throw std::length_error("cannot encode");
+  }
+  template <class Archive>
+  void load(Archive&) {}
+};
+
 // Registered only after a pool exists (LateError) or only at namespace scope
 // (ScopedError): nothing else in the program names them.
 struct LateError : std::runtime_error {
@@ -131,6 +142,7 @@ int throw_kind(int k) {
     case 6: throw Lopsided("lopsided");
     case 7: throw LateError("late");
     case 8: throw ScopedError("scoped");
+    case 9: throw Unsendable("unsendable");
     default: return k;
   }
 }
@@ -243,6 +255,18 @@ TEST_CASE("fields that do not decode give DecodeError", "[errors]") {
   mp::Pool pool(1);
   CHECK_THROWS_AS(pool.apply(throw_kind, 6), mp::DecodeError);
   CHECK(pool.apply(throw_kind, 100) == 100);
+}
+
+TEST_CASE("fields that cannot be encoded: RemoteError with the type and what()", "[errors]") {
+  mp::register_exception<Unsendable>();
+  mp::Pool pool(1);
+  try {
+    pool.apply(throw_kind, 9);
+    FAIL("no throw");
+  } catch (const mp::RemoteError& e) {
+    CHECK(e.type_name() == "(anonymous namespace)::Unsendable");
+    CHECK(std::string(e.what()) == "unsendable");
+  }
 }
 
 namespace {
