@@ -104,6 +104,7 @@
 //   Writer w(out); w.write(a); ...   Reader r(span); r.read<A>(); ...; r.expect_end();
 #pragma once
 
+#include <mp/detail/codec_aggregate.hpp>
 #include <mp/detail/codec_io.hpp>
 #include <mp/detail/codec_std.hpp>
 #include <mp/detail/codec_traits.hpp>

@@ -163,6 +163,67 @@ struct Codec<T, Kind::monostate> {
   static T decode(Reader&) noexcept { return T{}; }
 };
 
+/// A class without state (is_stateless_callable): zero bytes, decoded by
+/// default construction.
+template <class T>
+struct Codec<T, Kind::stateless> : Codec<T, Kind::monostate> {};
+
+/// std::complex, std::chrono::duration and time_point travel as their parts
+/// (real and imaginary; the count; the duration since the clock's epoch).
+template <class T>
+struct StdWrapperWire;
+template <class V>
+struct StdWrapperWire<std::complex<V>> {
+  using wire = std::array<V, 2>;
+  static wire to(const std::complex<V>& c) { return {c.real(), c.imag()}; }
+  static std::complex<V> from(wire&& w) { return {w[0], w[1]}; }
+};
+template <class R, class P>
+struct StdWrapperWire<std::chrono::duration<R, P>> {
+  using wire = R;
+  static wire to(const std::chrono::duration<R, P>& d) { return d.count(); }
+  static std::chrono::duration<R, P> from(wire&& w) { return std::chrono::duration<R, P>(std::move(w)); }
+};
+template <class C, class D>
+struct StdWrapperWire<std::chrono::time_point<C, D>> {
+  using wire = D;
+  static wire to(const std::chrono::time_point<C, D>& t) { return t.time_since_epoch(); }
+  static std::chrono::time_point<C, D> from(wire&& w) { return std::chrono::time_point<C, D>(std::move(w)); }
+};
+
+/// When the parts are bytes and fill T exactly, T is sent as one memcpy (its
+/// object representation is its parts in order).
+template <class T>
+struct Codec<T, Kind::std_wrapper> {
+  using Wire = StdWrapperWire<T>;
+  using W = typename Wire::wire;
+  static constexpr bool sendable = Codec<W>::sendable;
+  static constexpr bool bitwise = Codec<W>::bitwise && std::is_trivially_copyable_v<T> && sizeof(T) == sizeof(W);
+  static constexpr std::size_t fixed = Codec<W>::fixed, min = Codec<W>::min;
+  static std::size_t size(const T& v) {
+    if constexpr (fixed != variable_size) {
+      return fixed;
+    } else {
+      return Codec<W>::size(Wire::to(v));
+    }
+  }
+  static std::byte* encode(std::byte* out, const T& v) {
+    if constexpr (bitwise) {
+      std::memcpy(out, std::addressof(v), sizeof(T));
+      return out + sizeof(T);
+    } else {
+      return Codec<W>::encode(out, Wire::to(v));
+    }
+  }
+  static T decode(Reader& r) {
+    if constexpr (bitwise) {
+      return r.read_raw<T>();
+    } else {
+      return Wire::from(Codec<W>::decode(r));
+    }
+  }
+};
+
 // --- containers -------------------------------------------------------------
 template <class C>
 struct Codec<C, Kind::contiguous> {
@@ -439,9 +500,37 @@ struct RejectUnsupported {
   template <class T>
   static void reject() {
     static_assert(always_false<T>,
-                  "mp cannot encode this type: it is not trivially copyable and has no serialize member. To send "
-                  "it, add `template <class Archive> void serialize(Archive& ar) { ar(member1, member2); }` to it, "
-                  "or specialise mp::codec<T> for it (see <mp/codec.hpp>).");
+                  "mp cannot encode this type: it is not an aggregate, not a supported standard type, and has no "
+                  "serialize member. A lambda with captures cannot be sent (mp cannot see what it captured): pass "
+                  "the captured values as task arguments, or write a struct with them as public fields and an "
+                  "operator() (an aggregate is sent field by field). For a class, add `template <class Archive> "
+                  "void serialize(Archive& ar) { ar(member1, member2); }` to it, or specialise mp::codec<T> for "
+                  "it (see <mp/codec.hpp>).");
+  }
+};
+
+struct RejectOpaque {
+  template <class T>
+  static void reject() {
+    static_assert(always_false<T>,
+                  "mp cannot encode this type: it is trivially copyable but not an aggregate, so mp cannot see "
+                  "whether it holds an address (a pointer, a reference, a lambda's captured reference or `this`) "
+                  "that would mean nothing in another process. A lambda with captures cannot be sent: pass the "
+                  "captured values as task arguments, or write a struct with them as public fields and an "
+                  "operator() (an aggregate is sent field by field). For a class, add `template <class Archive> "
+                  "void serialize(Archive& ar) { ar(member1, member2); }`, or specialise mp::codec<T>, or, if it "
+                  "truly holds no address, opt in with `template <> inline constexpr bool mp::is_address_free<T> "
+                  "= true;` (see <mp/codec.hpp>).");
+  }
+};
+
+struct RejectAddressFreeInvalid {
+  template <class T>
+  static void reject() {
+    static_assert(always_false<T>,
+                  "mp::is_address_free<T> is set for a type that is not trivially copyable: mp sends such a type "
+                  "as its bytes, which is valid only for trivially copyable types. Remove the opt-in and add a "
+                  "serialize() member or an mp::codec<T> specialisation instead (see <mp/codec.hpp>).");
   }
 };
 
@@ -466,5 +555,9 @@ template <class T>
 struct Codec<T, Kind::unfixed_enum> : RejectedCodec<T, RejectUnfixedEnum> {};
 template <class T>
 struct Codec<T, Kind::unsupported> : RejectedCodec<T, RejectUnsupported> {};
+template <class T>
+struct Codec<T, Kind::opaque> : RejectedCodec<T, RejectOpaque> {};
+template <class T>
+struct Codec<T, Kind::address_free_invalid> : RejectedCodec<T, RejectAddressFreeInvalid> {};
 
 }  // namespace mp::detail
