@@ -7,14 +7,15 @@
 // mp::Array. With mp::Pool (step 4 below) the same shape is a map over indices:
 //
 //     mp::Array<Row> rows(n);                         // BEFORE the Pool forks its workers
+//     g_rows = &rows;                                 // a global each worker inherits
 //     mp::Pool pool;
-//     auto counts = pool.map([&rows](std::size_t i) { return count_in_range(rows[i]); },
+//     auto counts = pool.map([](std::size_t i) { return count_in_range((*g_rows)[i]); },
 //                            std::views::iota(std::size_t{0}, rows.size()), 10'000);
 //
-// The lambda captures a reference (or rows.data(), a plain pointer): both are
-// trivially copyable, so the task is sendable, and both point at the same
-// address in every worker forked after `rows` was made. An Array made after
-// the Pool started is not mapped in its workers.
+// The task itself holds no address (mp refuses to send one: a lambda that
+// captures `&rows` does not compile); each worker reads its own copy of the
+// global, inherited through fork, which names the same shared mapping. An
+// Array made after the Pool started is not mapped in its workers.
 //
 //   build/dev/examples/array_rows [rows] [workers]
 #include <array>
@@ -39,6 +40,9 @@ int count_in_range(const Row& r) {
   for (int v : r) n += (v >= 4 && v <= 8) ? 1 : 0;
   return n;
 }
+
+// The input rows, set before the Pool forks its workers (they inherit it).
+const mp::Array<Row>* g_rows = nullptr;
 
 }  // namespace
 
@@ -74,12 +78,13 @@ int main(int argc, char** argv) {
     }
   }
 
-  // 4. The same with mp::Pool: a map over indices; the task captures the Array
-  //    by reference, so each worker reads rows[i] in place.
+  // 4. The same with mp::Pool: a map over indices; each worker reads rows[i]
+  //    in place through the global it inherited when the pool forked it.
   std::vector<int> pooled;
   {
+    g_rows = &rows;
     mp::Pool pool(static_cast<int>(n_workers));
-    pooled = pool.map([&rows](std::size_t i) { return count_in_range(rows[i]); },
+    pooled = pool.map([](std::size_t i) { return count_in_range((*g_rows)[i]); },
                       std::views::iota(std::size_t{0}, n_rows), 10'000);
   }
 
