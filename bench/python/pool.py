@@ -82,7 +82,7 @@ def _consume(q, k):
 
 
 def queue_rows():
-    n = size(200_000)
+    n = size(100_000)
     for p, name in ((1, "queue_1to1"), (4, "queue_4to4")):
         emit(name, PEER, sorted(queue_rate(p, p, n) for _ in range(RUNS))[RUNS // 2], "msgs/s")
 

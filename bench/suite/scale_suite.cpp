@@ -5,6 +5,7 @@
 
 #include <mp/pool.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <ranges>
 #include <string>
@@ -57,8 +58,10 @@ void idle_pool_memory() {
   const double parent_before = uss_mib(self);
   mp::Pool pool(8);
   for (int i = 0; i < 64; ++i) pool.apply(bench::identity, i);
+  auto pids = pool.pids();
+  while (std::count(pids.begin(), pids.end(), 0) != 0) pids = pool.pids();  // a slot still forking
   double worst = 0, sum = 0;
-  for (pid_t w : pool.pids()) {
+  for (pid_t w : pids) {
     const double u = uss_mib(w);
     worst = std::max(worst, u);
     sum += proc_mib(w, "smaps_rollup", "Pss");
