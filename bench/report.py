@@ -170,6 +170,7 @@ set xtics rotate by -40 scale 0
 set key top right
 set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 2 lc rgb "black"
 set bmargin 14
+set rmargin 12
 plot "{data}" using 2:xtic(1) title "vs Python multiprocessing.Pool", '' using 3 title "vs std::thread pool", '' using 4 title "vs serial loop"
 """
     subprocess.run(["gnuplot"], input=script, text=True, check=True)

@@ -52,26 +52,18 @@ void map_rows() {
   emit("map_1e7", "serial", static_cast<double>(in.size()) / se, "items/s");
 }
 
-template <class R, class F>
-void rowcount_row(const char* kind, const char* label, std::size_t n, F count) {
-  const auto data = bench::rows<R>(n);
-  bench::ThreadPool pool(2);
-  const double th = median_seconds([&] { pool.map(count, data); });
-  const double se = median_seconds([&] {
-    std::vector<int> out(n);
-    for (std::size_t i = 0; i < n; ++i) out[i] = count(data[i]);
-    __asm__ volatile("" ::"r"(out.data()) : "memory");
-  });
-  const std::string id = std::string("rowcount_") + kind + label;
-  emit(id, "threads", th * 1e3, "ms");
-  emit(id, "serial", se * 1e3, "ms");
-}
-
 void rowcount_rows() {
-  for (const auto& [n, label] : {std::pair<std::size_t, const char*>{200'000, "_200k"}, {20'000'000, "_20M"}}) {
-    rowcount_row<bench::Row>("array", label, bench::size(n), bench::count_row);
-    rowcount_row<std::vector<int>>("vector", label, bench::size(n), bench::count_vec);
-  }
+  bench::ThreadPool pool(2);
+  bench::rowcount_cases([&pool](const std::string& id, const auto& data, auto count) {
+    const double th = median_seconds([&] { pool.map(count, data); });
+    const double se = median_seconds([&] {
+      std::vector<int> out(data.size());
+      for (std::size_t i = 0; i < data.size(); ++i) out[i] = count(data[i]);
+      __asm__ volatile("" ::"r"(out.data()) : "memory");
+    });
+    emit(id, "threads", th * 1e3, "ms");
+    emit(id, "serial", se * 1e3, "ms");
+  });
 }
 
 void cpu_rows(int iters50) {

@@ -112,6 +112,16 @@ std::vector<R> rows(std::size_t n) {
   return out;
 }
 
+/// Calls visit(id, rows, count) for the four row counts of the suite: 200k
+/// and 20M rows, as std::array<int, 5> and as std::vector<int>.
+template <class Visit>
+void rowcount_cases(Visit&& visit) {
+  for (const auto& [n, label] : {std::pair<std::size_t, const char*>{200'000, "_200k"}, {20'000'000, "_20M"}}) {
+    visit(std::string("rowcount_array") + label, rows<Row>(size(n)), count_row);
+    visit(std::string("rowcount_vector") + label, rows<std::vector<int>>(size(n)), count_vec);
+  }
+}
+
 inline std::vector<int> iota_ints(std::size_t n) {
   std::vector<int> v(n);
   for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<int>(i);

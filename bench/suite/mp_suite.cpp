@@ -191,25 +191,17 @@ void codec_rows() {
   emit("codec_str1000", "mp", b / reps2 * 1e6, "us");
 }
 
-template <class R, class F>
-void rowcount_row(const char* kind, const char* label, std::size_t n, F count) {
-  const auto data = bench::rows<R>(n);
-  std::vector<double> s;
-  for (int r = 0; r < bench::runs(); ++r) {
-    mp::Pool pool(2);
-    const double t = bench::now_s();
-    if (pool.map(count, data).size() != n) std::abort();
-    s.push_back(bench::now_s() - t);
-  }
-  const std::string id = std::string("rowcount_") + kind + label;
-  emit(id, "mp", bench::median(s) * 1e3, "ms");
-}
-
 void rowcount_rows() {
-  for (const auto& [n, label] : {std::pair<std::size_t, const char*>{200'000, "_200k"}, {20'000'000, "_20M"}}) {
-    rowcount_row<bench::Row>("array", label, bench::size(n), bench::count_row);
-    rowcount_row<std::vector<int>>("vector", label, bench::size(n), bench::count_vec);
-  }
+  bench::rowcount_cases([](const std::string& id, const auto& data, auto count) {
+    std::vector<double> s;
+    for (int r = 0; r < bench::runs(); ++r) {
+      mp::Pool pool(2);
+      const double t = bench::now_s();
+      if (pool.map(count, data).size() != data.size()) std::abort();
+      s.push_back(bench::now_s() - t);
+    }
+    emit(id, "mp", bench::median(s) * 1e3, "ms");
+  });
 }
 
 void cpu_rows(int iters50) {

@@ -22,12 +22,6 @@ std::vector<int> omp_map(F f, const std::vector<T>& in) {
   return out;
 }
 
-template <class R, class F>
-void rowcount_row(const char* kind, const char* label, std::size_t n, F count) {
-  const auto data = bench::rows<R>(n);
-  const double t = median_seconds([&] { omp_map(count, data); });
-  emit(std::string("rowcount_") + kind + label, "openmp", t * 1e3, "ms");
-}
 
 }  // namespace
 
@@ -41,10 +35,9 @@ int main() {
   const auto in = bench::iota_ints(bench::size(10'000'000));
   emit("map_1e7", "openmp", static_cast<double>(in.size()) / median_seconds([&] { omp_map(bench::identity, in); }),
        "items/s");
-  for (const auto& [n, label] : {std::pair<std::size_t, const char*>{200'000, "_200k"}, {20'000'000, "_20M"}}) {
-    rowcount_row<bench::Row>("array", label, bench::size(n), bench::count_row);
-    rowcount_row<std::vector<int>>("vector", label, bench::size(n), bench::count_vec);
-  }
+  bench::rowcount_cases([](const std::string& id, const auto& data, auto count) {
+    emit(id, "openmp", median_seconds([&] { omp_map(count, data); }) * 1e3, "ms");
+  });
   const std::vector<int> work(bench::size(4'000), iters50);
   emit("cpu_kernel", "openmp", median_seconds([&] { omp_map(bench::spin, work); }) * 1e3, "ms");
   bench::break_even("openmp", [](const std::vector<int>& w) { omp_map(bench::spin, w); });
