@@ -164,7 +164,7 @@ set style data histogram
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set logscale y
-set yrange [0.01:*]
+set yrange [0.001:*]
 set grid ytics
 set xtics rotate by -40 scale 0
 set key top right
