@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Python's multiprocessing.Pool on the same rows as bench/bench_pool.cpp.
 
-    python3 bench/python_pool.py
+    python3 bench/python_pool.py      # MP_BENCH_QUICK=1: 1/100 of the items
 
 Prints one line per row: name, figure, unit (medians of 5 runs where cheap).
 """
@@ -90,13 +90,14 @@ def idle_cpu_pct(pool):
 
 
 def main():
+    q = 100 if os.environ.get("MP_BENCH_QUICK") == "1" else 1
     mp.set_start_method("fork")
     print(f"load average {os.getloadavg()[0]:.2f}")
     with mp.Pool(2) as pool:
-        print(f"python apply_async_throughput   {apply_async_rate(pool):12.0f} tasks/s")
-        med, p99 = apply_round_trip_us(pool)
+        print(f"python apply_async_throughput   {apply_async_rate(pool, 200_000 // q):12.0f} tasks/s")
+        med, p99 = apply_round_trip_us(pool, 5_000 // q)
         print(f"python apply_round_trip          {med:12.1f} us (median), p99 {p99:.1f} us")
-        print(f"python map_1e7                   {map_rate(pool):12.0f} items/s")
+        print(f"python map_1e7                   {map_rate(pool, 10_000_000 // q):12.0f} items/s")
         print(f"python rowcount_map              {rowcount_ms(pool):12.1f} ms")
         print(f"python idle_pool_cpu             {idle_cpu_pct(pool):12.1f} % (parent + workers)")
     print(f"python pool_create_teardown      {create_teardown_ms():12.2f} ms")
