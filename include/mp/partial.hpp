@@ -65,19 +65,19 @@ namespace detail {
 /// The types the first arguments As... bound to F travel as.
 template <class L, class... As>
 struct BoundWire {
-  using type = TypeList<std::decay_t<As>...>;
+  using type = ParamList<std::decay_t<As>...>;
 };
 template <class... Ps, class... As>
   requires(sizeof...(As) <= sizeof...(Ps))
-struct BoundWire<TypeList<Ps...>, As...> {
+struct BoundWire<ParamList<Ps...>, As...> {
   template <std::size_t... I>
   static auto pick(std::index_sequence<I...>)
-      -> TypeList<wire_arg_t<std::tuple_element_t<I, std::tuple<Ps...>>, As>...>;
+      -> ParamList<wire_arg_t<std::tuple_element_t<I, std::tuple<Ps...>>, As>...>;
   using type = decltype(pick(std::index_sequence_for<As...>{}));
 };
 
 template <class Fn, class... Ws, class F, class... Args>
-Partial<Fn, Ws...> make_partial(F&& f, TypeList<Ws...>, Args&&... args) {
+Partial<Fn, Ws...> make_partial(F&& f, ParamList<Ws...>, Args&&... args) {
   (check_argument<Ws>(), ...);
   return Partial<Fn, Ws...>(Fn(std::forward<F>(f)), to_wire<Ws>(std::forward<Args>(args))...);
 }

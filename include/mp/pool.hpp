@@ -240,7 +240,7 @@ private:
   }
 
   template <class Fn, class... Ws, class... Args>
-  auto submit_apply(const Fn& fn, detail::TypeList<Ws...> wire, const Args&... args) {
+  auto submit_apply(const Fn& fn, detail::ParamList<Ws...> wire, const Args&... args) {
     using R = std::invoke_result_t<Fn&, Ws&...>;
     if constexpr (!std::is_void_v<R>) detail::check_argument<std::remove_cvref_t<R>>();
     using T = std::conditional_t<std::is_void_v<R>, void, std::remove_cvref_t<R>>;

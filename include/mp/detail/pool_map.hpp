@@ -47,9 +47,9 @@ void build_apply(const F& f, const std::tuple<const Args&...>& args, Submit&& su
 }
 
 /// build_apply for f(args...) with each argument first converted to the
-/// type it travels as (the TypeList of wire_args_t<F, Args...>).
+/// type it travels as (the ParamList of wire_args_t<F, Args...>).
 template <class F, class... Ws, class... Args, class Submit>
-void build_apply_as(const F& f, TypeList<Ws...>, Submit&& submit, const Args&... args) {
+void build_apply_as(const F& f, ParamList<Ws...>, Submit&& submit, const Args&... args) {
   (check_argument<Ws>(), ...);
   auto send = [&](const Ws&... w) { build_apply<F, Ws...>(f, std::tie(w...), submit); };
   send(as_wire<Ws>(args)...);

@@ -1,7 +1,7 @@
 // mp/detail/signature.hpp - a callable's parameter types, when they are
 // unique, and the types its arguments travel as.
 //
-// Params<F>::type is TypeList<P...> for a function pointer, a member-function
+// Params<F>::type is ParamList<P...> for a function pointer, a member-function
 // pointer (its object first, as ObjectParam<C>), a class with one
 // non-template operator(), and mp::Partial / mp::Inherited of those; it is
 // UnknownParams for anything else (a generic lambda, an overload set).
@@ -33,7 +33,7 @@ class Inherited;
 namespace mp::detail {
 
 template <class... Ts>
-struct TypeList {
+struct ParamList {
   static constexpr std::size_t size = sizeof...(Ts);
 };
 struct UnknownParams {};
@@ -47,11 +47,11 @@ struct Params {
 };
 template <class R, class... Ps>
 struct Params<R (*)(Ps...)> {
-  using type = TypeList<Ps...>;
+  using type = ParamList<Ps...>;
 };
 template <class R, class... Ps>
 struct Params<R (*)(Ps...) noexcept> {
-  using type = TypeList<Ps...>;
+  using type = ParamList<Ps...>;
 };
 
 /// Parameters of a member-function pointer type M: Object is the object
@@ -62,12 +62,12 @@ struct MemberParams {};
   template <class R, class C, class... Ps>                   \
   struct MemberParams<R (C::*)(Ps...) QUAL> {                \
     using object = ObjectParam<C>;                           \
-    using rest = TypeList<Ps...>;                            \
+    using rest = ParamList<Ps...>;                            \
   };                                                         \
   template <class R, class C, class... Ps>                   \
   struct MemberParams<R (C::*)(Ps...) QUAL noexcept> {       \
     using object = ObjectParam<C>;                           \
-    using rest = TypeList<Ps...>;                            \
+    using rest = ParamList<Ps...>;                            \
   };
 MP_DETAIL_MEMBER_PARAMS()
 MP_DETAIL_MEMBER_PARAMS(const)
@@ -80,8 +80,8 @@ MP_DETAIL_MEMBER_PARAMS(const&&)
 template <class O, class L>
 struct Prepend;
 template <class O, class... Ps>
-struct Prepend<O, TypeList<Ps...>> {
-  using type = TypeList<O, Ps...>;
+struct Prepend<O, ParamList<Ps...>> {
+  using type = ParamList<O, Ps...>;
 };
 
 template <class M>
@@ -107,8 +107,8 @@ struct DropFront<0, L> {
 };
 template <std::size_t N, class P, class... Ps>
   requires(N > 0)
-struct DropFront<N, TypeList<P, Ps...>> {
-  using type = typename DropFront<N - 1, TypeList<Ps...>>::type;
+struct DropFront<N, ParamList<P, Ps...>> {
+  using type = typename DropFront<N - 1, ParamList<Ps...>>::type;
 };
 
 template <class F, class... Bound>
@@ -120,7 +120,7 @@ struct Params<mp::Inherited<F>> {
   using type = typename Params<F>::type;
 };
 
-/// F's parameter types (TypeList) or UnknownParams.
+/// F's parameter types (ParamList) or UnknownParams.
 template <class F>
 using params_t = typename Params<std::remove_cvref_t<F>>::type;
 
@@ -157,15 +157,15 @@ using wire_arg_t = typename WireArg<P, A>::type;
 
 template <class L, class... As>
 struct WireArgs {
-  using type = TypeList<std::decay_t<As>...>;
+  using type = ParamList<std::decay_t<As>...>;
 };
 template <class... Ps, class... As>
   requires(sizeof...(Ps) == sizeof...(As))
-struct WireArgs<TypeList<Ps...>, As...> {
-  using type = TypeList<wire_arg_t<Ps, As>...>;
+struct WireArgs<ParamList<Ps...>, As...> {
+  using type = ParamList<wire_arg_t<Ps, As>...>;
 };
 
-/// The types the arguments As... of a call of F travel as (a TypeList).
+/// The types the arguments As... of a call of F travel as (a ParamList).
 template <class F, class... As>
 using wire_args_t = typename WireArgs<params_t<F>, As...>::type;
 
@@ -177,7 +177,7 @@ inline constexpr bool is_out_param = std::is_lvalue_reference_v<P> && !std::is_c
 template <class L>
 inline constexpr bool has_out_param = false;
 template <class... Ps>
-inline constexpr bool has_out_param<TypeList<Ps...>> = (is_out_param<Ps> || ...);
+inline constexpr bool has_out_param<ParamList<Ps...>> = (is_out_param<Ps> || ...);
 
 /// The item type map(f, range of T) sends: T converted to f's one parameter.
 template <class F, class T, class L = params_t<F>>
@@ -185,14 +185,14 @@ struct MapItem {
   using type = T;
 };
 template <class F, class T, class P>
-struct MapItem<F, T, TypeList<P>> {
+struct MapItem<F, T, ParamList<P>> {
   using type = wire_arg_t<P, T>;
 };
 
 template <class T, class L, class I = std::make_index_sequence<std::tuple_size<T>::value>>
 struct StarItem;
 template <class T, class... Ps, std::size_t... I>
-struct StarItem<T, TypeList<Ps...>, std::index_sequence<I...>> {
+struct StarItem<T, ParamList<Ps...>, std::index_sequence<I...>> {
   using converted = std::tuple<wire_arg_t<Ps, std::tuple_element_t<I, T>>...>;
   static constexpr bool same = (std::is_same_v<wire_arg_t<Ps, std::tuple_element_t<I, T>>,
                                                std::remove_cv_t<std::tuple_element_t<I, T>>> &&
@@ -207,8 +207,8 @@ struct StarmapItem {
 };
 template <class F, class T, class... Ps>
   requires requires { std::tuple_size<T>::value; } && (std::tuple_size<T>::value == sizeof...(Ps))
-struct StarmapItem<F, T, TypeList<Ps...>> {
-  using type = typename StarItem<T, TypeList<Ps...>>::type;
+struct StarmapItem<F, T, ParamList<Ps...>> {
+  using type = typename StarItem<T, ParamList<Ps...>>::type;
 };
 
 template <bool Star, class F, class T>
