@@ -55,7 +55,10 @@ struct Right {
   int r = 100;
   int get_r(int x) const { return r + x; }
 };
-struct Both : Left, Right {};
+struct Both : Left, Right {
+  template <class A>
+  void serialize(A& ar) { ar(l, r); }
+};
 
 int set_flag(mp::Value<int> flag, int v) {
   flag.store(v);

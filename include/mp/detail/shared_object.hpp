@@ -46,7 +46,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <tuple>
-#include <vector>
+#include <unordered_map>
 
 #include <mp/detail/codec_traits.hpp>
 #include <mp/detail/shm.hpp>
@@ -61,7 +61,6 @@ inline pid_t self_pid() noexcept;
 class SegmentRegistry {
 public:
   struct Entry {
-    std::uintptr_t base;
     std::uint64_t serial;
     std::uint64_t magic;
     std::weak_ptr<Segment> seg;
@@ -76,26 +75,24 @@ public:
   std::uint64_t add(const std::shared_ptr<Segment>& seg, std::uint64_t magic) {
     std::lock_guard g(m_);
     const std::uint64_t serial = (static_cast<std::uint64_t>(self_pid()) << 32) | (++counter_ & 0xffffffffu);
-    entries_.push_back({reinterpret_cast<std::uintptr_t>(seg->base()), serial, magic, seg});
+    entries_[reinterpret_cast<std::uintptr_t>(seg->base())] = Entry{serial, magic, seg};
     return serial;
   }
 
   /// Forgets the segment at base (it is being unmapped). Never throws.
   void remove(const void* base) noexcept {
     std::lock_guard g(m_);
-    std::erase_if(entries_, [&](const Entry& e) { return e.base == reinterpret_cast<std::uintptr_t>(base); });
+    entries_.erase(reinterpret_cast<std::uintptr_t>(base));
   }
 
   /// The segment with this identity, or null when it is not mapped here.
   std::shared_ptr<Segment> find(std::uintptr_t base, std::uint64_t serial, std::uint64_t magic) {
     std::lock_guard g(m_);
-    for (const Entry& e : entries_) {
-      if (e.base != base || e.serial != serial) continue;
-      std::shared_ptr<Segment> seg = e.seg.lock();
-      if (!seg || e.magic != magic || seg->header().magic.load(std::memory_order_acquire) != magic) return nullptr;
-      return seg;
-    }
-    return nullptr;
+    const auto it = entries_.find(base);
+    if (it == entries_.end() || it->second.serial != serial || it->second.magic != magic) return nullptr;
+    std::shared_ptr<Segment> seg = it->second.seg.lock();
+    if (!seg || seg->header().magic.load(std::memory_order_acquire) != magic) return nullptr;
+    return seg;
   }
 
 private:
@@ -104,7 +101,7 @@ private:
   }
   std::mutex m_;
   std::uint64_t counter_ = 0;
-  std::vector<Entry> entries_;
+  std::unordered_map<std::uintptr_t, Entry> entries_;  ///< by segment base address
 };
 
 /// A handle to a layout L placed in its own anonymous shared segment.
