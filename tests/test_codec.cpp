@@ -5,6 +5,9 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <array>
+#include <chrono>
+#include <complex>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -56,6 +59,9 @@ T round_trip(const T& v) {
   return mp::loads<T>(b);
 }
 
+template <class T>
+void check_every_prefix_throws(const T& v);  // in "hostile input" below
+
 #define CHECK_ROUND_TRIP(...)                \
   do {                                       \
     const auto value_ = __VA_ARGS__;         \
@@ -67,13 +73,11 @@ enum Plain : int { plain_a, plain_b = 42 };  // unscoped, fixed underlying type:
 enum Unfixed { unfixed_a, unfixed_b, unfixed_c };  // no fixed type: valid values are 0..3 only
 enum Checked { checked_a, checked_b };              // no fixed type, sent through mp::codec below
 
-struct Pod {
+struct Pod {  // an aggregate with padding: sent field by field
   int a;
   double b;
-  char c[3];
-  friend bool operator==(const Pod& l, const Pod& r) {
-    return l.a == r.a && l.b == r.b && std::memcmp(l.c, r.c, 3) == 0;
-  }
+  std::array<char, 3> c;
+  bool operator==(const Pod&) const = default;
 };
 
 struct Person {  // cereal style
@@ -168,14 +172,114 @@ private:
   std::vector<std::byte> b_;
 };
 
-struct NotSendable {
-  std::string s;  // not trivially copyable, no serialize
+class NotSendable {  // not an aggregate, not trivially copyable, no serialize
+public:
+  explicit NotSendable(std::string s) : s_(std::move(s)) {}
+
+private:
+  std::string s_;
+};
+
+// Aggregates: sent field by field, no serialize needed.
+struct Item {
+  std::string name;
+  int n = 0;
+  std::vector<double> xs;
+  bool operator==(const Item&) const = default;
+};
+struct Nested {
+  Item item;
+  Color color = Color::red;
+  Plain plain = plain_a;
+  std::optional<Item> maybe;
+  std::map<std::string, std::array<int, 2>> table;
+  bool flag = false;
+  bool operator==(const Nested&) const = default;
+};
+struct WithConst {  // const fields: decoded by aggregate initialisation
+  const int id;
+  const std::string label;
+  bool operator==(const WithConst&) const = default;
+};
+struct Padded {  // 7 bytes of padding after c
+  char c;
+  double d;
+  bool operator==(const Padded&) const = default;
+};
+struct Row {  // no padding, every field bytes: one memcpy
+  int a, b, c, d, e;
+  bool operator==(const Row&) const = default;
+};
+struct Flags {  // bit-fields travel as their declared type
+  unsigned low : 3;
+  unsigned high : 5;
+  int n;
+};
+struct AddK {  // a function object that is an aggregate
+  int k;
+  int operator()(int x) const { return x + k; }
+};
+struct Scale {
+  std::vector<double> factors;
+  std::string name;
+  std::vector<double> operator()(double x) const {
+    std::vector<double> out;
+    for (double f : factors) out.push_back(f * x);
+    return out;
+  }
+};
+
+// Rejected: each may hold an address, or cannot be listed field by field.
+struct Named {
+  const char* name;
+  int n;
+};
+struct HoldsRef {
+  int& r;
+};
+struct HoldsArray {
+  int a[3];
+  int b;
+};
+struct HoldsOneArray {
+  int a[1];
+};
+struct Base {
+  int q;
+};
+struct Derived : Base {
+  int x;
+};
+union Either {
+  int i;
+  float f;
+};
+class Opaque {  // trivially copyable, private state: not an aggregate
+public:
+  Opaque() = default;
+  explicit Opaque(int v) : v_(v) {}
+  [[nodiscard]] int value() const { return v_; }
+
+private:
+  int v_ = 0;
+};
+class Pixel {  // the same shape, opted in below with mp::is_address_free
+public:
+  Pixel() = default;
+  Pixel(std::uint8_t r, std::uint8_t g, std::uint8_t b) : rgb_{r, g, b} {}
+  bool operator==(const Pixel&) const = default;
+
+private:
+  std::uint8_t rgb_[3] = {};
 };
 
 int twice(int x) { return 2 * x; }
 int thrice(int x) { return 3 * x; }
 
 }  // namespace
+
+template <>
+inline constexpr bool mp::is_address_free<Pixel> = true;
 
 template <>
 struct mp::codec<Closed> {
@@ -340,15 +444,153 @@ TEST_CASE("large values round-trip", "[codec]") {
   CHECK(round_trip(many) == many);
 }
 
-TEST_CASE("lambdas and function objects with trivially copyable state", "[codec]") {
+TEST_CASE("captureless lambdas are sent as zero bytes and default-constructed", "[codec]") {
   auto captureless = [](int x) { return x + 1; };
+  CHECK(mp::dumps(captureless).empty());
   auto back = mp::loads<decltype(captureless)>(mp::dumps(captureless));
   CHECK(back(41) == 42);
+  auto generic = [](auto x) { return x + x; };
+  auto back2 = round_trip(generic);
+  CHECK(back2(21) == 42);
+  CHECK(back2(std::string("ab")) == "abab");
+  STATIC_REQUIRE(mp::detail::kind_of<decltype(generic)>() == mp::detail::Kind::stateless);
+  STATIC_REQUIRE(mp::detail::is_stateless_callable<std::less<>>);
+  // In a container: zero bytes per element, the count alone.
+  const std::vector<decltype(captureless)> several(3, captureless);
+  CHECK(mp::dumps(several).size() == sizeof(std::uint64_t));
+  CHECK(round_trip(several).size() == 3);
+}
+
+TEST_CASE("lambdas with captures are not sent, an aggregate function object is", "[codec]") {
   int k = 10;
-  auto capturing = [k](int x) { return x * k; };
-  auto back2 = mp::loads<decltype(capturing)>(mp::dumps(capturing));
-  CHECK(back2(4) == 40);
-  STATIC_REQUIRE(mp::Sendable<decltype(capturing)>);
+  std::vector<int> v{1, 2};
+  auto by_value = [k](int x) { return x * k; };
+  auto by_reference = [&k](int x) { return x * k; };
+  auto capture_default = [&] { return 1; };  // captures nothing, yet not default-constructible
+  auto holds_vector = [v](std::size_t i) { return v[i]; };
+  STATIC_REQUIRE(!mp::Sendable<decltype(by_value)>);
+  STATIC_REQUIRE(!mp::Sendable<decltype(by_reference)>);
+  STATIC_REQUIRE(!mp::Sendable<decltype(capture_default)>);
+  STATIC_REQUIRE(!mp::Sendable<decltype(holds_vector)>);
+  STATIC_REQUIRE(!mp::detail::is_stateless_callable<decltype(capture_default)>);
+  STATIC_REQUIRE(mp::detail::kind_of<decltype(by_reference)>() == mp::detail::Kind::opaque);
+  CHECK(by_value(1) + by_reference(1) + capture_default() + holds_vector(0) == 22);
+
+  const AddK add{5};
+  CHECK(mp::dumps(add).size() == sizeof(int));
+  CHECK(round_trip(add)(1) == 6);
+  const Scale scale{{1.0, 2.0}, "twice"};
+  const Scale back = round_trip(scale);
+  CHECK(back(3) == std::vector<double>{3.0, 6.0});
+  CHECK(back.name == "twice");
+}
+
+TEST_CASE("aggregates are sent field by field without serialize", "[codec]") {
+  const Item item{"name", 7, {1.5, -2.25}};
+  CHECK(round_trip(item) == item);
+  CHECK(mp::dumps(item).size() == (8 + 4) + sizeof(int) + (8 + 2 * sizeof(double)));
+  const Nested nested{item, Color::green, plain_b, Item{"inner", -1, {}}, {{"k", {1, 2}}}, true};
+  CHECK(round_trip(nested) == nested);
+  CHECK(round_trip(std::vector<Item>{item, Item{}, item}) == std::vector<Item>{item, Item{}, item});
+  const WithConst with_const{42, "const"};
+  const WithConst back = round_trip(with_const);
+  CHECK(back.id == 42);
+  CHECK(back.label == "const");
+  const Flags flags{5, 17, -3};
+  const Flags flags_back = round_trip(flags);
+  CHECK(flags_back.low == 5);
+  CHECK(flags_back.high == 17);
+  CHECK(flags_back.n == -3);
+  STATIC_REQUIRE(mp::detail::kind_of<Item>() == mp::detail::Kind::aggregate);
+  STATIC_REQUIRE(mp::Sendable<Nested>);
+  check_every_prefix_throws(item);
+  check_every_prefix_throws(nested);
+  // A bool field is validated as a bool, even inside an aggregate.
+  Bytes bad = mp::dumps(nested);
+  bad.back() = std::byte{2};
+  CHECK_THROWS_AS(mp::loads<Nested>(bad), mp::DecodeError);
+}
+
+TEST_CASE("an aggregate with padding is sent without its padding bytes", "[codec]") {
+  STATIC_REQUIRE(sizeof(Padded) == 16);
+  STATIC_REQUIRE(!mp::detail::Codec<Padded>::bitwise);
+  CHECK(mp::dumps(Padded{'x', 2.5}).size() == sizeof(char) + sizeof(double));
+  CHECK(round_trip(Padded{'x', 2.5}) == Padded{'x', 2.5});
+  // The same values over different padding bytes encode to the same bytes.
+  alignas(Padded) unsigned char one[sizeof(Padded)];
+  alignas(Padded) unsigned char two[sizeof(Padded)];
+  std::memset(one, 0xAA, sizeof one);
+  std::memset(two, 0x55, sizeof two);
+  auto* p1 = new (one) Padded;
+  auto* p2 = new (two) Padded;
+  p1->c = p2->c = 'q';
+  p1->d = p2->d = -1.0;
+  CHECK(mp::dumps(*p1) == mp::dumps(*p2));
+  CHECK(mp::dumps(std::vector<Padded>{*p1, *p2}).size() == 8 + 2 * 9);
+}
+
+TEST_CASE("aggregates of bytes without padding stay one memcpy", "[codec]") {
+  STATIC_REQUIRE(mp::detail::Codec<Row>::bitwise);
+  STATIC_REQUIRE(mp::detail::Codec<std::array<int, 5>>::bitwise);
+  STATIC_REQUIRE(mp::detail::Codec<std::array<Row, 2>>::bitwise);
+  STATIC_REQUIRE(mp::detail::Codec<AddK>::bitwise);
+  const Row row{1, 2, 3, 4, 5};
+  const Bytes b = mp::dumps(row);
+  REQUIRE(b.size() == sizeof(Row));
+  CHECK(std::memcmp(b.data(), &row, sizeof row) == 0);
+  CHECK(round_trip(row) == row);
+  const std::vector<Row> rows{row, Row{6, 7, 8, 9, 10}};
+  const Bytes vb = mp::dumps(rows);
+  REQUIRE(vb.size() == 8 + 2 * sizeof(Row));
+  CHECK(std::memcmp(vb.data() + 8, rows.data(), 2 * sizeof(Row)) == 0);
+  CHECK(round_trip(rows) == rows);
+}
+
+TEST_CASE("std::complex and std::chrono values round-trip", "[codec]") {
+  CHECK_ROUND_TRIP(std::complex<double>(1.5, -2.0));
+  CHECK_ROUND_TRIP(std::complex<float>(0.25f, 4.0f));
+  CHECK(mp::dumps(std::complex<double>(1, 2)).size() == 2 * sizeof(double));
+  CHECK_ROUND_TRIP(std::chrono::milliseconds(-1234));
+  CHECK_ROUND_TRIP(std::chrono::duration<double>(2.5));
+  CHECK(mp::dumps(std::chrono::seconds(1)).size() == sizeof(std::chrono::seconds::rep));
+  const auto now = std::chrono::system_clock::now();
+  CHECK(round_trip(now) == now);
+  const auto steady = std::chrono::steady_clock::now();
+  CHECK(round_trip(steady) == steady);
+  CHECK_ROUND_TRIP(std::vector<std::complex<double>>{{1, 2}, {3, 4}});
+  CHECK_ROUND_TRIP(std::map<std::string, std::chrono::nanoseconds>{{"a", std::chrono::nanoseconds(5)}});
+  CHECK_THROWS_AS(mp::loads<std::complex<double>>(mp::dumps(1.0)), mp::DecodeError);
+}
+
+TEST_CASE("mp::is_address_free opts a trivially copyable class in, as its bytes", "[codec]") {
+  STATIC_REQUIRE(mp::Sendable<Pixel>);
+  STATIC_REQUIRE(mp::detail::Codec<Pixel>::bitwise);
+  CHECK(mp::dumps(Pixel(1, 2, 3)).size() == sizeof(Pixel));
+  CHECK(round_trip(Pixel(1, 2, 3)) == Pixel(1, 2, 3));
+  CHECK(round_trip(std::vector<Pixel>{Pixel(4, 5, 6), Pixel()}) == std::vector<Pixel>{Pixel(4, 5, 6), Pixel()});
+  // The same shape without the opt-in is refused: mp cannot see its fields.
+  STATIC_REQUIRE(!mp::Sendable<Opaque>);
+  STATIC_REQUIRE(mp::detail::kind_of<Opaque>() == mp::detail::Kind::opaque);
+  CHECK(Opaque(3).value() == 3);
+}
+
+TEST_CASE("types that may hold an address, or whose fields cannot be listed, are not Sendable", "[codec]") {
+  STATIC_REQUIRE(!mp::Sendable<Named>);
+  STATIC_REQUIRE(!mp::Sendable<std::vector<Named>>);
+  STATIC_REQUIRE(!mp::Sendable<std::pair<int, Named>>);
+  STATIC_REQUIRE(!mp::Sendable<HoldsRef>);
+  STATIC_REQUIRE(!mp::Sendable<HoldsArray>);
+  STATIC_REQUIRE(!mp::Sendable<HoldsOneArray>);
+  STATIC_REQUIRE(!mp::Sendable<Derived>);
+  STATIC_REQUIRE(!mp::Sendable<Either>);
+  STATIC_REQUIRE(!mp::Sendable<Opaque>);
+  STATIC_REQUIRE(mp::detail::aggregate_shape<HoldsArray>() == mp::detail::AggregateShape::uncountable);
+  STATIC_REQUIRE(mp::detail::aggregate_shape<Derived>() == mp::detail::AggregateShape::base_class);
+  STATIC_REQUIRE(mp::detail::aggregate_shape<Either>() == mp::detail::AggregateShape::union_type);
+  STATIC_REQUIRE(mp::detail::aggregate_shape<HoldsOneArray>() == mp::detail::AggregateShape::ok);
+  STATIC_REQUIRE(std::is_same_v<mp::detail::field_types<Named>, mp::detail::TypeList<const char*, int>>);
+  STATIC_REQUIRE(std::is_same_v<mp::detail::field_types<HoldsRef>, mp::detail::TypeList<int&>>);
+  STATIC_REQUIRE(std::is_same_v<mp::detail::field_types<WithConst>, mp::detail::TypeList<const int, const std::string>>);
 }
 
 TEST_CASE("views encode as their owning type", "[codec]") {

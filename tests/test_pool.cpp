@@ -127,8 +127,8 @@ TEST_CASE("apply and apply_async: values, void, lambdas, functors", "[pool]") {
   mp::Pool pool(2);
   CHECK(pool.apply(add, 2, 3) == 5);
   CHECK(pool.apply([](int a) { return a * 10; }, 4) == 40);
-  const int k = 7;
-  CHECK(pool.apply(mp::partial(add, k), 1) == 8);  // a captured value is bound instead
+  const int k = 7;  // a lambda's captures cannot be sent: the value goes as an argument
+  CHECK(pool.apply([](int a, int plus) { return a + plus; }, 1, k) == 8);
   struct Mul {
     int m;
     int operator()(int a) const { return a * m; }
@@ -158,6 +158,28 @@ TEST_CASE("results: strings, nested containers, user structs, 64 MiB", "[pool]")
   CHECK(std::count(b.begin(), b.end(), 'x') == static_cast<long>(b.size()));
   // and a big argument through the task channel
   CHECK(pool.apply([](std::vector<char> v) { return v.size(); }, std::vector<char>(20u << 20, 'y')) == (20u << 20));
+}
+
+namespace {
+struct Item {  // an aggregate: argument and result without serialize
+  std::string name;
+  int n = 0;
+  std::vector<double> xs;
+  bool operator==(const Item&) const = default;
+};
+Item grow(Item it) {
+  it.name += "!";
+  it.xs.push_back(it.n);
+  return it;
+}
+}  // namespace
+
+TEST_CASE("aggregates travel as arguments and results", "[pool]") {
+  mp::Pool pool(2);
+  const Item in{"a", 3, {0.5}};
+  CHECK(pool.apply(grow, in) == Item{"a!", 3, {0.5, 3.0}});
+  const auto out = pool.map(grow, std::vector<Item>{in, Item{"b", 1, {}}});
+  CHECK(out == std::vector<Item>{Item{"a!", 3, {0.5, 3.0}}, Item{"b!", 1, {1.0}}});
 }
 
 TEST_CASE("map, starmap, imap, imap_unordered on edge sizes and chunksizes", "[pool]") {

@@ -94,6 +94,28 @@ TEST_CASE("values of several types round-trip through the codec", "[queue]") {
   CHECK(p.get() == std::pair<int, double>{7, 2.5});
 }
 
+namespace {
+struct Item {  // an aggregate: sent field by field, no serialize needed
+  std::string name;
+  int n = 0;
+  std::vector<double> xs;
+  bool operator==(const Item&) const = default;
+};
+}  // namespace
+
+TEST_CASE("an aggregate item crosses between processes unchanged", "[queue][fork]") {
+  mp::Queue<Item> q;
+  const Item sent{"row", 7, {1.5, -2.0, 1e300}};
+  pid_t pid = mp_test::fork_child([&] {
+    q.put(sent);
+    q.put(Item{});
+    return 0;
+  });
+  CHECK(q.get(60s) == sent);
+  CHECK(q.get(10s) == Item{});
+  CHECK(mp_test::exited_with(mp_test::wait_child(pid), 0));
+}
+
 TEST_CASE("close: later puts throw logic_error, gets drain what is left", "[queue]") {
   mp::Queue<int> q;
   q.put(1);

@@ -6,33 +6,62 @@
 //
 // The bytes are meant for another process of the same program on the same
 // machine (fork, or the same binary started again): values are in host byte
-// order and trivially copyable types travel as their object representation.
+// order, and types provably free of addresses travel as their object
+// representation.
 // Decoding checks every length, flag and index against the input and throws
 // mp::DecodeError on truncated, malformed or trailing bytes; it never reads
 // out of bounds and never allocates more than the input could describe.
 //
 // What can be sent (mp::Sendable<T>)
 // ----------------------------------
-// Arithmetic types, enums with a fixed underlying type (every enum class, and
-// `enum E : int {...}`), std::byte, other trivially copyable types (captureless
-// lambdas and lambdas with trivially copyable captures included), function
-// pointers, std::string, std::vector, std::array, std::deque, std::list,
-// std::pair, std::tuple, std::optional, std::variant, std::monostate, std::map,
-// std::unordered_map, std::set, std::unordered_set, nested in any combination,
-// and user types opting in (below). std::span and std::string_view can be
-// encoded (as a vector/string) but not decoded.
-// Rejected at compile time, with a static_assert saying how to opt in: raw
-// and member pointers, smart pointers, other non-trivially-copyable classes,
-// and enums WITHOUT a fixed underlying type (`enum Color { red, green }`).
-// Such an enum's valid values are only those of the smallest bit-field that
-// holds its enumerators, which C++20 cannot find out, so decoding arbitrary
-// bytes could produce an invalid value (undefined behaviour); `enum Color :
-// int` (or an enum class) makes every int a valid value, and mp accepts it.
-// A pointer INSIDE a trivially copyable struct cannot be detected: it is
-// copied as is, and is meaningful only in a child forked after it was set.
-// Likewise a bool or an enum without a fixed underlying type inside such a
-// struct is not validated on decoding: send such a struct only from a peer
-// you trust to send valid values (or give it a serialize member).
+// Nothing that holds an address is ever sent as bytes. Sent as bytes (memcpy)
+// only what is provably free of addresses: arithmetic types, enums with a
+// fixed underlying type (every enum class, and `enum E : int {...}`),
+// std::byte, std::complex, std::chrono::duration and time_point, std::array,
+// std::pair and std::tuple of these (pair and tuple element by element), and
+// aggregates of these without padding, and types opted in with
+// mp::is_address_free (below). Also sent: function pointers (as module-relative
+// ids), std::string, std::vector, std::deque, std::list, std::optional,
+// std::variant, std::monostate, std::map, std::unordered_map, std::set,
+// std::unordered_set, nested in any combination, and user types opting in.
+// std::span and std::string_view can be encoded (as a vector/string) but not
+// decoded.
+//
+// Aggregates are sent without any serialize member: `struct Item { std::string
+// name; int n; std::vector<double> xs; };` travels field by field (the fields
+// are listed through structured bindings), and is decoded by aggregate
+// initialisation, so const fields work. An aggregate whose fields are all sent
+// as bytes and fill it exactly (no padding) is one memcpy; otherwise padding is
+// never copied. A function object that is an aggregate, `struct AddK { int k;
+// int operator()(int x) const { return x + k; } };`, is sent the same way.
+// Simple aggregates only: no base class, no C-array field (use std::array), no
+// reference member, at most 32 fields; bit-fields travel as their declared
+// type. Anything else needs serialize() or mp::codec<T>, and the compile error
+// says so.
+//
+// A class without state that can be default-constructed (a captureless lambda,
+// generic ones included, or std::less<>) is sent as zero bytes and
+// default-constructed by the receiver.
+//
+// Rejected at compile time, with a static_assert saying how to fix it: raw,
+// member and smart pointers, and aggregates holding one (the instantiation
+// note names the field's type); lambdas with captures (mp cannot see what they
+// captured: pass the values as task arguments, or write an aggregate function
+// object); trivially copyable classes that are not aggregates (private fields
+// may hold an address), unless opted in; other classes without serialize();
+// unions; and enums WITHOUT a fixed underlying type (`enum Color { red, green
+// }`). Such an enum's valid values are only those of the smallest bit-field
+// that holds its enumerators, which C++20 cannot find out, so decoding
+// arbitrary bytes could produce an invalid value (undefined behaviour); `enum
+// Color : int` (or an enum class) makes every int a valid value, and mp
+// accepts it. A bool, inside an aggregate too, is checked to be 0 or 1.
+//
+// Opting in, 0: a trivially copyable class that truly holds no address (no
+// pointer, no reference, no handle meaningful only in this process), and for
+// which every byte pattern a peer may send is a valid value, may promise so;
+// it is then sent as its bytes, padding included:
+//
+//   template <> inline constexpr bool mp::is_address_free<Pixel> = true;
 //
 // Opting in, 1: a cereal-style member (types written for cereal work
 // unchanged; cereal's headers are not needed, and save()/load() pairs and
@@ -67,12 +96,17 @@
 //   |---------------------------------------|----------------------------------------------|
 //   | bool                                  | 1 byte, 0 or 1 (anything else: DecodeError) |
 //   | arithmetic, enum with a fixed         | sizeof(T) bytes, memcpy, host byte order;    |
-//   |   underlying type (its value), other  |   every value of the underlying type is      |
-//   |   trivially copyable T                |   accepted (a valid value of such an enum)   |
+//   |   underlying type (its value),        |   every value of the underlying type is      |
+//   |   mp::is_address_free<T>              |   accepted (a valid value of such an enum)   |
 //   | enum without a fixed underlying type  | rejected at compile time: add `: int`        |
+//   | complex<T>                            | real, imaginary                              |
+//   | chrono::duration / time_point         | count() / time_since_epoch()                 |
+//   | aggregate (no serialize, no codec)    | the fields in order, no header; one memcpy   |
+//   |                                       |   of sizeof(T) when all are bytes, no padding |
+//   | captureless lambda, empty class       | 0 bytes (decoded by default construction)    |
 //   | length / count ("len")                | u64, host byte order (little-endian)         |
-//   | string, vector, deque, list           | len, then the elements; trivially copyable   |
-//   |                                       |   elements as one block of len*sizeof(E)     |
+//   | string, vector, deque, list           | len, then the elements; elements sent as     |
+//   |                                       |   bytes as one block of len*sizeof(E)        |
 //   | set, unordered_set                    | len, then the keys (duplicates: DecodeError) |
 //   | map, unordered_map                    | len, then key, value, key, value, ...        |
 //   | array<T, N>                           | the N elements, no len                       |
@@ -84,8 +118,8 @@
 //
 // Every count is checked before anything is allocated: count * (smallest
 // encoded element) must fit in the bytes left. Elements that can encode to
-// zero bytes (std::monostate, an empty serialize()) are limited to the bytes
-// left + 2^24 per container.
+// zero bytes (std::monostate, a captureless lambda, an empty serialize()) are
+// limited to the bytes left + 2^24 per container.
 //
 // Cost (bench/bench_codec.cpp): dumps walks the value twice (exact size, then
 // the bytes) and allocates once; loads allocates only what the result holds.
@@ -104,6 +138,7 @@
 //   Writer w(out); w.write(a); ...   Reader r(span); r.read<A>(); ...; r.expect_end();
 #pragma once
 
+#include <mp/detail/codec_aggregate.hpp>
 #include <mp/detail/codec_io.hpp>
 #include <mp/detail/codec_std.hpp>
 #include <mp/detail/codec_traits.hpp>

@@ -78,15 +78,31 @@ struct Blob {  // mp::codec full control
   bool operator==(const Blob&) const = default;
 };
 
-struct Plain {  // trivially copyable, no padding: memcpy
+struct Plain {  // an aggregate of bytes without padding: one memcpy
   std::int32_t a;
   float b;
-  char c[8];
+  std::array<char, 8> c;
   bool operator==(const Plain& o) const { return std::memcmp(this, &o, sizeof o) == 0; }
 };
 static_assert(sizeof(Plain) == 16);
 
 enum class Scoped : std::uint8_t { a, b, c };
+
+struct Fields {  // an aggregate without serialize: field by field
+  std::string name;
+  std::int32_t n = 0;
+  std::vector<std::int16_t> xs;
+  bool flag = false;
+  Scoped s = Scoped::a;
+  std::optional<Plain> plain;
+  bool operator==(const Fields&) const = default;
+};
+
+struct Padded {  // an aggregate with padding: field by field, 9 bytes
+  std::uint8_t c = 0;
+  std::int64_t d = 0;
+  bool operator==(const Padded&) const = default;
+};
 
 int plus_one(int x) { return x + 1; }
 
@@ -212,11 +228,14 @@ using Nested3 = std::map<int, std::vector<std::optional<Member>>>;
     // function pointers
     case 42: return check<int (*)(int)>(in, family);
     case 43: return check<std::pair<int (*)(int), int>>(in, family);
+    // aggregates
+    case 44: return check<Fields>(in, family);
+    case 45: return check<std::vector<Padded>>(in, family);
     default: return;
   }
 }
 
-[[maybe_unused]] constexpr int families = 44;
+[[maybe_unused]] constexpr int families = 46;
 
 }  // namespace
 
@@ -283,6 +302,8 @@ int main(int argc, char** argv) {
   seed(d, 41, Blob{{std::byte{1}, std::byte{2}, std::byte{3}}});
   seed(d, 42, &plus_one);
   seed(d, 43, std::pair<int (*)(int), int>{&plus_one, 1});
+  seed(d, 44, Fields{"f", -3, {1, 2}, true, Scoped::c, Plain{1, 2.0f, {'p', 0, 0, 0, 0, 0, 0, 0}}});
+  seed(d, 45, std::vector<Padded>{{1, -1}, {255, 1LL << 40}});
   return 0;
 }
 #else

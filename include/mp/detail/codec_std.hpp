@@ -2,6 +2,7 @@
 // (the wire format is the table in <mp/codec.hpp>).
 #pragma once
 
+#include <mp/detail/codec_reject.hpp>
 #include <mp/detail/codec_traits.hpp>
 #include <mp/detail/function_id.hpp>
 
@@ -161,6 +162,67 @@ struct Codec<T, Kind::monostate> {
   static constexpr std::size_t size(const T&) noexcept { return 0; }
   static std::byte* encode(std::byte* out, const T&) noexcept { return out; }
   static T decode(Reader&) noexcept { return T{}; }
+};
+
+/// A class without state (is_stateless_callable): zero bytes, decoded by
+/// default construction.
+template <class T>
+struct Codec<T, Kind::stateless> : Codec<T, Kind::monostate> {};
+
+/// std::complex, std::chrono::duration and time_point travel as their parts
+/// (real and imaginary; the count; the duration since the clock's epoch).
+template <class T>
+struct StdWrapperWire;
+template <class V>
+struct StdWrapperWire<std::complex<V>> {
+  using wire = std::array<V, 2>;
+  static wire to(const std::complex<V>& c) { return {c.real(), c.imag()}; }
+  static std::complex<V> from(wire&& w) { return {w[0], w[1]}; }
+};
+template <class R, class P>
+struct StdWrapperWire<std::chrono::duration<R, P>> {
+  using wire = R;
+  static wire to(const std::chrono::duration<R, P>& d) { return d.count(); }
+  static std::chrono::duration<R, P> from(wire&& w) { return std::chrono::duration<R, P>(std::move(w)); }
+};
+template <class C, class D>
+struct StdWrapperWire<std::chrono::time_point<C, D>> {
+  using wire = D;
+  static wire to(const std::chrono::time_point<C, D>& t) { return t.time_since_epoch(); }
+  static std::chrono::time_point<C, D> from(wire&& w) { return std::chrono::time_point<C, D>(std::move(w)); }
+};
+
+/// When the parts are bytes and fill T exactly, T is sent as one memcpy (its
+/// object representation is its parts in order).
+template <class T>
+struct Codec<T, Kind::std_wrapper> {
+  using Wire = StdWrapperWire<T>;
+  using W = typename Wire::wire;
+  static constexpr bool sendable = Codec<W>::sendable;
+  static constexpr bool bitwise = Codec<W>::bitwise && std::is_trivially_copyable_v<T> && sizeof(T) == sizeof(W);
+  static constexpr std::size_t fixed = Codec<W>::fixed, min = Codec<W>::min;
+  static std::size_t size(const T& v) {
+    if constexpr (fixed != variable_size) {
+      return fixed;
+    } else {
+      return Codec<W>::size(Wire::to(v));
+    }
+  }
+  static std::byte* encode(std::byte* out, const T& v) {
+    if constexpr (bitwise) {
+      std::memcpy(out, std::addressof(v), sizeof(T));
+      return out + sizeof(T);
+    } else {
+      return Codec<W>::encode(out, Wire::to(v));
+    }
+  }
+  static T decode(Reader& r) {
+    if constexpr (bitwise) {
+      return r.read_raw<T>();
+    } else {
+      return Wire::from(Codec<W>::decode(r));
+    }
+  }
 };
 
 // --- containers -------------------------------------------------------------
@@ -398,7 +460,7 @@ struct Codec<std::variant<Es...>, Kind::variant> {
   }
 };
 
-// --- encode-only views and rejected types -----------------------------------
+// --- encode-only views ---------------------------------------------------------
 template <class C>
 struct Codec<C, Kind::view> {
   using E = std::remove_cv_t<typename C::value_type>;
@@ -413,58 +475,5 @@ struct Codec<C, Kind::view> {
     return C{};
   }
 };
-
-struct RejectPointer {
-  template <class T>
-  static void reject() {
-    static_assert(always_false<T>,
-                  "mp cannot encode a pointer (raw, member or smart): it would not point to the same object in "
-                  "another process; send the pointed-to value (or a std::optional of it) or an index instead. "
-                  "Only function pointers are encoded, as module-relative ids.");
-  }
-};
-
-struct RejectUnfixedEnum {
-  template <class T>
-  static void reject() {
-    static_assert(always_false<T>,
-                  "mp cannot encode or decode an enum without a fixed underlying type: its valid values are "
-                  "only those of its enumerators' bit width, so arbitrary bytes could make an invalid value "
-                  "(undefined behaviour). Give the enum a fixed underlying type, e.g. `enum Color : int { red, "
-                  "green };` (or make it an enum class), or specialise mp::codec<T> for it (see <mp/codec.hpp>).");
-  }
-};
-
-struct RejectUnsupported {
-  template <class T>
-  static void reject() {
-    static_assert(always_false<T>,
-                  "mp cannot encode this type: it is not trivially copyable and has no serialize member. To send "
-                  "it, add `template <class Archive> void serialize(Archive& ar) { ar(member1, member2); }` to it, "
-                  "or specialise mp::codec<T> for it (see <mp/codec.hpp>).");
-  }
-};
-
-/// A type mp rejects: sendable is false, and any use fails to compile through
-/// Why::reject<T>'s static_assert, whose message says how to opt in.
-template <class T, class Why>
-struct RejectedCodec {
-  static constexpr bool sendable = false, bitwise = false;
-  static constexpr std::size_t fixed = variable_size, min = 0;
-  static std::size_t size(const T&) { return Why::template reject<T>(), 0; }
-  static std::byte* encode(std::byte* out, const T&) { return Why::template reject<T>(), out; }
-  using result = std::conditional_t<std::is_array_v<T> || std::is_abstract_v<T>, void, T>;
-  [[noreturn]] static result decode(Reader&) {
-    Why::template reject<T>();
-    std::terminate();
-  }
-};
-
-template <class T>
-struct Codec<T, Kind::pointer> : RejectedCodec<T, RejectPointer> {};
-template <class T>
-struct Codec<T, Kind::unfixed_enum> : RejectedCodec<T, RejectUnfixedEnum> {};
-template <class T>
-struct Codec<T, Kind::unsupported> : RejectedCodec<T, RejectUnsupported> {};
 
 }  // namespace mp::detail

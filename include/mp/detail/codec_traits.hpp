@@ -5,6 +5,8 @@
 #include <mp/detail/codec_io.hpp>
 
 #include <array>
+#include <chrono>
+#include <complex>
 #include <cstdint>
 #include <deque>
 #include <list>
@@ -32,6 +34,15 @@ template <class T>
 struct codec {
   using mp_primary_template = void;
 };
+
+/// Opt-in: `template <> inline constexpr bool mp::is_address_free<T> = true;`
+/// promises that the trivially copyable type T holds no address (no pointer,
+/// no reference, no handle that means something only in this process) and
+/// that every byte pattern a peer sends is a valid T. mp then sends T as its
+/// bytes (one memcpy), padding included. Ignored for types with serialize()
+/// or an mp::codec<T>; a type that is not trivially copyable is rejected.
+template <class T>
+inline constexpr bool is_address_free = false;
 
 }  // namespace mp
 
@@ -73,7 +84,20 @@ template <class T>
 concept smart_pointer = is_specialization_of<T, std::unique_ptr> || is_specialization_of<T, std::shared_ptr> ||
                         is_specialization_of<T, std::weak_ptr>;
 template <class T>
+concept std_wrapper = is_specialization_of<T, std::complex> || is_specialization_of<T, std::chrono::duration> ||
+                      is_specialization_of<T, std::chrono::time_point>;
+template <class T>
 concept function_pointer = std::is_pointer_v<T> && std::is_function_v<std::remove_pointer_t<T>>;
+/// A class without state that can be made anew: in C++20 exactly the closure
+/// types without a lambda-capture (generic lambdas included), and empty
+/// function objects such as std::less<>. mp sends such a type as zero bytes
+/// and default-constructs it on the other side. `[&]{}` and `[=]{}` are not
+/// default-constructible even when they capture nothing.
+template <class T>
+inline constexpr bool is_stateless_callable = std::is_class_v<T> && std::is_empty_v<T> &&
+                                              std::is_default_constructible_v<T> &&
+                                              std::is_trivially_copyable_v<T>;
+
 /// An enum whose underlying type is fixed (every scoped enum, `enum E : int`):
 /// every value of that type is a valid E. Only such enums allow E{u}.
 template <class T>
@@ -118,7 +142,8 @@ enum class Kind {
   function_pointer,  // FunctionId
   pointer,           // rejected: raw, member or smart pointer
   boolean,           // one byte, 0 or 1
-  bitwise,           // arithmetic, enum with a fixed underlying type, other trivially copyable: memcpy
+  bitwise,           // arithmetic, enum with a fixed underlying type, mp::is_address_free: memcpy
+  address_free_invalid,  // rejected: mp::is_address_free<T> set for a type that is not trivially copyable
   unfixed_enum,      // rejected: enum without a fixed underlying type (bytes may be no valid value)
   contiguous,        // std::vector (not of bool), std::basic_string
   sequence,          // std::deque, std::list, std::vector<bool>
@@ -130,6 +155,10 @@ enum class Kind {
   variant,           // std::variant
   monostate,         // std::monostate: zero bytes
   view,              // std::span, std::basic_string_view: encode only
+  std_wrapper,       // std::complex, std::chrono::duration, std::chrono::time_point
+  stateless,         // is_stateless_callable (captureless lambdas): zero bytes
+  aggregate,         // an aggregate: its fields, or one memcpy (codec_aggregate.hpp)
+  opaque,            // rejected: trivially copyable, not an aggregate (may hold an address)
   unsupported,
 };
 
@@ -153,6 +182,7 @@ consteval Kind std_kind() {
   else if constexpr (is_specialization_of<T, std::optional>) return Kind::optional;
   else if constexpr (is_specialization_of<T, std::variant>) return Kind::variant;
   else if constexpr (std_view<T>) return Kind::view;
+  else if constexpr (std_wrapper<T>) return Kind::std_wrapper;
   else return Kind::unsupported;
 }
 
@@ -169,7 +199,9 @@ consteval Kind element_array_kind() {
 
 /// The encoding T gets. Order matters: user hooks first; function pointers
 /// before other pointers; std families (whose trivially copyable members such
-/// as std::optional<int> carry flags to validate) before plain memcpy.
+/// as std::optional<int> carry flags to validate) before the user's opt-in to
+/// memcpy; stateless classes before aggregates (an empty aggregate is both).
+/// Nothing is sent as bytes unless mp can see it holds no address.
 template <class T>
 consteval Kind kind_of() {
   if constexpr (codec_specialized<T>) return codec_hook_kind<T>();
@@ -184,7 +216,11 @@ consteval Kind kind_of() {
   else if constexpr (free_serialize<T>) return Kind::free_serialize;
   else if constexpr (std::is_array_v<T>)  // C arrays only of memcpy-able elements (not pointers, not bool)
     return element_array_kind<std::remove_cv_t<std::remove_extent_t<T>>>();
-  else if constexpr (std::is_trivially_copyable_v<T>) return Kind::bitwise;
+  else if constexpr (is_address_free<T>)
+    return std::is_trivially_copyable_v<T> ? Kind::bitwise : Kind::address_free_invalid;
+  else if constexpr (is_stateless_callable<T>) return Kind::stateless;
+  else if constexpr (std::is_aggregate_v<T>) return Kind::aggregate;
+  else if constexpr (std::is_trivially_copyable_v<T>) return Kind::opaque;
   else return Kind::unsupported;
 }
 
@@ -196,8 +232,5 @@ consteval Kind kind_of() {
 /// (smallest encoded size), `size(v)`, `encode(out, v)`, `decode(r)`.
 template <class T, Kind K = kind_of<T>()>
 struct Codec;
-
-template <class T>
-inline constexpr std::size_t fixed_size_v = Codec<T>::fixed;
 
 }  // namespace mp::detail

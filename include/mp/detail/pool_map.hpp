@@ -55,9 +55,10 @@ void build_apply_as(const F& f, ParamList<Ws...>, Submit&& submit, const Args&..
   send(as_wire<Ws>(args)...);
 }
 
-/// Whether items of T travel as their object representation (memcpy-able).
+/// Whether items of T travel as their object representation (memcpy-able,
+/// every byte pattern valid: an aggregate holding a bool is not).
 template <class T>
-inline constexpr bool memcpy_wire = std::is_trivially_copyable_v<T> && Codec<T>::fixed == sizeof(T);
+inline constexpr bool memcpy_wire = std::is_trivially_copyable_v<T> && Codec<T>::bitwise;
 
 /// Calls submit(n, enc) with a chunk message of the items [first, first+count).
 template <bool Star, class F, class T, class It, class Submit>
