@@ -250,6 +250,14 @@ struct Base {
 struct Derived : Base {
   int x;
 };
+struct Wide32 {  // the most fields mp lists
+  int f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
+      f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29, f30, f31;
+};
+struct Wide33 {
+  int f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
+      f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29, f30, f31, f32;
+};
 union Either {
   int i;
   float f;
@@ -588,6 +596,12 @@ TEST_CASE("types that may hold an address, or whose fields cannot be listed, are
   STATIC_REQUIRE(mp::detail::aggregate_shape<Derived>() == mp::detail::AggregateShape::base_class);
   STATIC_REQUIRE(mp::detail::aggregate_shape<Either>() == mp::detail::AggregateShape::union_type);
   STATIC_REQUIRE(mp::detail::aggregate_shape<HoldsOneArray>() == mp::detail::AggregateShape::ok);
+  STATIC_REQUIRE(mp::detail::aggregate_shape<Wide33>() == mp::detail::AggregateShape::too_many_fields);
+  STATIC_REQUIRE(!mp::Sendable<Wide33>);
+  STATIC_REQUIRE(mp::Sendable<Wide32>);
+  Wide32 wide{};
+  wide.f31 = 31;
+  CHECK(round_trip(wide).f31 == 31);
   STATIC_REQUIRE(std::is_same_v<mp::detail::field_types<Named>, mp::detail::TypeList<const char*, int>>);
   STATIC_REQUIRE(std::is_same_v<mp::detail::field_types<HoldsRef>, mp::detail::TypeList<int&>>);
   STATIC_REQUIRE(std::is_same_v<mp::detail::field_types<WithConst>, mp::detail::TypeList<const int, const std::string>>);

@@ -17,10 +17,10 @@
 // Nothing that holds an address is ever sent as bytes. Sent as bytes (memcpy)
 // only what is provably free of addresses: arithmetic types, enums with a
 // fixed underlying type (every enum class, and `enum E : int {...}`),
-// std::byte, std::complex, std::chrono::duration and time_point, std::array,
-// std::pair and std::tuple of these (pair and tuple element by element), and
-// aggregates of these without padding, and types opted in with
-// mp::is_address_free (below). Also sent: function pointers (as module-relative
+// std::byte, std::complex, std::chrono::duration and time_point, std::array
+// of these, aggregates of these without padding, and types opted in with
+// mp::is_address_free (below); std::pair and std::tuple of these are sent
+// element by element. Also sent: function pointers (as module-relative
 // ids), std::string, std::vector, std::deque, std::list, std::optional,
 // std::variant, std::monostate, std::map, std::unordered_map, std::set,
 // std::unordered_set, nested in any combination, and user types opting in.
@@ -56,13 +56,6 @@
 // Color : int` (or an enum class) makes every int a valid value, and mp
 // accepts it. A bool, inside an aggregate too, is checked to be 0 or 1.
 //
-// Opting in, 0: a trivially copyable class that truly holds no address (no
-// pointer, no reference, no handle meaningful only in this process), and for
-// which every byte pattern a peer may send is a valid value, may promise so;
-// it is then sent as its bytes, padding included:
-//
-//   template <> inline constexpr bool mp::is_address_free<Pixel> = true;
-//
 // Opting in, 1: a cereal-style member (types written for cereal work
 // unchanged; cereal's headers are not needed, and save()/load() pairs and
 // serialize(ar, version) are accepted too). Decoding default-constructs T.
@@ -90,6 +83,13 @@
 //     static Blob decode(mp::detail::Reader& r) { return Blob(r.read<std::vector<std::byte>>()); }
 //   };
 //
+// Opting in, 3: a trivially copyable class that truly holds no address (no
+// pointer, no reference, no handle meaningful only in this process), and for
+// which every byte pattern a peer may send is a valid value, may promise so;
+// it is then sent as its bytes (one memcpy, padding included):
+//
+//   template <> inline constexpr bool mp::is_address_free<Pixel> = true;
+//
 // Wire format (no type tags, no header: both sides know T)
 // ---------------------------------------------------------
 //   | type                                  | bytes                                        |
@@ -102,7 +102,7 @@
 //   | complex<T>                            | real, imaginary                              |
 //   | chrono::duration / time_point         | count() / time_since_epoch()                 |
 //   | aggregate (no serialize, no codec)    | the fields in order, no header; one memcpy   |
-//   |                                       |   of sizeof(T) when all are bytes, no padding |
+//   |                                       |   of sizeof(T) if all are bytes, no padding  |
 //   | captureless lambda, empty class       | 0 bytes (decoded by default construction)    |
 //   | length / count ("len")                | u64, host byte order (little-endian)         |
 //   | string, vector, deque, list           | len, then the elements; elements sent as     |
