@@ -64,7 +64,13 @@ TEST_CASE("Pipe(false): one way, wrong-direction calls throw", "[pipe]") {
   REQUIRE_FALSE(w.readable());
   REQUIRE_THROWS_AS(r.send("x"), std::logic_error);
   REQUIRE_THROWS_AS(w.recv(), std::logic_error);
+  // poll() on the send-only end throws as recv() does (it used to answer true
+  // at once, since a socket shut for reading always polls readable).
+  REQUIRE_THROWS_WITH(w.poll(), Catch::Contains("only sends"));
+  REQUIRE_THROWS_AS(w.poll(std::chrono::milliseconds(10)), std::logic_error);
+  REQUIRE_FALSE(r.poll());
   w.send("hello");
+  REQUIRE(r.poll(std::chrono::seconds(5)));
   REQUIRE(r.recv() == "hello");
 }
 

@@ -8,6 +8,8 @@
 #include <mp/event.hpp>
 #include <mp/semaphore.hpp>
 #include <mp/sharedctypes.hpp>
+#include <mp/process.hpp>
+#include <mp/queue.hpp>
 
 #include "fork_helpers.hpp"
 
@@ -651,4 +653,77 @@ TEST_CASE("a shared object made after the pool throws logic_error in the worker"
   CHECK_THROWS_AS(pool.map(mp::partial(fill_row, late_rows), std::vector<std::size_t>{0, 1}), std::logic_error);
   CHECK(late_rows[0] == 0);
   CHECK(pool.apply(square, 3) == 9);  // the pool is unharmed
+// Nested pools: a task is an ordinary forked process, so it may build its own
+// Pool (whose spawner and workers are its children) or start an mp::Process.
+namespace {
+
+int inner_pool_sum_of_squares(int n) {
+  mp::Pool inner(2);
+  std::vector<int> xs(static_cast<std::size_t>(n));
+  std::iota(xs.begin(), xs.end(), 1);
+  const std::vector<int> squares = inner.map(square, xs);
+  return std::accumulate(squares.begin(), squares.end(), 0) + inner.apply(identity, 1000);
+}
+
+int via_child_process(int n) {
+  mp::Queue<int> q;  // made in the task, before the child: the child shares it
+  mp::Process child([&q, n] { q.put(n * 10); });
+  child.start();
+  const int got = q.get();
+  child.join();
+  return child.exitcode() == 0 ? got : -1;
+}
+
+void block_forever(int) {
+  for (;;) ::pause();
+}
+
+/// Builds an inner pool, writes (own pid, inner spawner, inner workers) to
+/// fd, then blocks in the inner pool until killed.
+int report_inner_pool_then_block(int fd) {
+  mp::Pool inner(2);
+  pid_t pids[4] = {::getpid(), inner.backend().spawner_pid(), 0, 0};
+  while (pids[2] == 0 || pids[3] == 0) {
+    pids[2] = inner.backend().worker_pid(0);
+    pids[3] = inner.backend().worker_pid(1);
+    std::this_thread::sleep_for(1ms);
+  }
+  if (::write(fd, pids, sizeof pids) != static_cast<ssize_t>(sizeof pids)) return -1;
+  inner.apply(block_forever, 0);
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("nested: a task may build its own Pool and start an mp::Process", "[pool][nested]") {
+  mp::Pool outer(2);
+  const std::vector<int> sums = outer.map(inner_pool_sum_of_squares, std::vector<int>{1, 2, 3, 4, 5}, 1);
+  CHECK(sums == std::vector<int>{1001, 1005, 1014, 1030, 1055});
+  CHECK(outer.apply(inner_pool_sum_of_squares, 10) == 1385);
+  CHECK(outer.map(via_child_process, std::vector<int>{1, 2, 3}, 1) == std::vector<int>{10, 20, 30});
+}
+
+TEST_CASE("nested: killing the worker that runs an inner pool ends that pool's spawner and workers",
+          "[pool][nested]") {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);  // before the outer pool, so its workers inherit it
+  mp::Pool outer(1);
+  auto running = outer.apply_async(report_inner_pool_then_block, fds[1]);
+  pid_t pids[4] = {0, 0, 0, 0};
+  const ssize_t got = ::read(fds[0], pids, sizeof pids);
+  ::close(fds[0]);
+  ::close(fds[1]);
+  REQUIRE(got == static_cast<ssize_t>(sizeof pids));
+  for (pid_t p : pids) REQUIRE(p > 0);
+  for (pid_t p : pids) CHECK_FALSE(process_gone(p));
+  REQUIRE(running.cancel(true));  // kills the outer worker, pids[0]
+  CHECK_THROWS_AS(running.get(10s), mp::CancelledError);
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  bool all_gone = false;
+  while (!all_gone && std::chrono::steady_clock::now() < deadline) {
+    all_gone = std::all_of(std::begin(pids), std::end(pids), process_gone);
+    if (!all_gone) std::this_thread::sleep_for(5ms);
+  }
+  for (pid_t p : pids) CHECK(process_gone(p));
+  CHECK(outer.apply(square, 7) == 49);  // the outer pool replaced its worker
 }

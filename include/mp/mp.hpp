@@ -5,6 +5,9 @@
 #define MP_VERSION_MINOR 1
 #define MP_VERSION_PATCH 0
 #define MP_VERSION_STRING "0.1.0"
+/// The version as one number, major * 10000 + minor * 100 + patch (0.1.0 is
+/// 100), for `#if MP_VERSION >= 100`.
+#define MP_VERSION (MP_VERSION_MAJOR * 10000 + MP_VERSION_MINOR * 100 + MP_VERSION_PATCH)
 
 #include <mp/errors.hpp>
 #include <mp/codec.hpp>

@@ -154,14 +154,17 @@ public:
   }
 
   /// Whether recv() would not block now: a message (or the end of the
-  /// stream) is waiting. Never blocks.
+  /// stream) is waiting. Never blocks. Throws mp::ClosedError if this end was
+  /// closed, std::logic_error on a send-only end. Thread-safe.
   bool poll() { return poll(std::chrono::seconds(0)); }
 
-  /// Waits at most `timeout` for poll() to become true. Throws
-  /// mp::ClosedError if this end was closed.
+  /// Waits at most `timeout` for poll() to become true: blocks up to
+  /// `timeout`. Throws mp::ClosedError if this end was closed,
+  /// std::logic_error on a send-only end. Thread-safe.
   template <class Rep, class Period>
   bool poll(std::chrono::duration<Rep, Period> timeout) {
     detail::PipeEnd& e = end("poll");
+    if (!e.readable) throw std::logic_error("mp::Connection::poll(): this end of a one-way pipe only sends");
     auto deadline = detail::deadline_after(timeout);
     for (;;) {
       pollfd p{e.fd, POLLIN, 0};

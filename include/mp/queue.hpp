@@ -142,7 +142,7 @@ public:
   explicit Queue(const QueueOptions& o)
       : s_(detail::QueueState::make(detail::Segment::anonymous(segment_bytes(o)), o, {})) {}
 
-  /// Creates the named queue /dev/shm/<name> (permissions 0600), which
+  /// Creates the named queue `/dev/shm/<name>` (permissions 0600), which
   /// unrelated processes open() by name. It stays until remove(name).
   /// Throws mp::Error if it already exists or cannot be made.
   static Queue create(const std::string& name, const QueueOptions& o = {}) {
@@ -155,7 +155,7 @@ public:
     return Queue(detail::QueueState::attach(detail::Segment::open(name), name));
   }
 
-  /// Removes /dev/shm/<name>; processes that have it open keep using it.
+  /// Removes `/dev/shm/<name>`; processes that have it open keep using it.
   /// Returns false if there was no such name. Never throws.
   static bool remove(const std::string& name) noexcept { return detail::Segment::remove(name); }
 
