@@ -52,6 +52,9 @@ namespace mp::detail {
 
 class ForkBackend {
 public:
+  /// Workers inherit the parent's memory: shared objects may be task arguments.
+  static constexpr bool shares_memory = true;
+
   explicit ForkBackend(const BackendOptions& o)
       : opt_(resolved(o)), seg_(opt_.processes, o.channel_capacity), workers_(opt_.processes) {
     for (unsigned i = 0; i < opt_.processes; ++i) {
