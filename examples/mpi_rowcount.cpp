@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
   mp::PoolOptions po;
   po.processes = static_cast<unsigned>(flag(argc, argv, "--processes", 1));
   mp::MpiPool pool(po);  // ranks 1..N-1 never return from here
-  std::printf("MpiPool of %u workers (%zu ranks), up in %.1f ms\n", pool.size(), pool.pids().size() / po.processes,
+  std::printf("MpiPool of %u workers (%zu worker ranks), up in %.1f ms\n", pool.size(), pool.pids().size() / po.processes,
               ms_since(t0));
 
   std::vector<Row> rows(flag(argc, argv, "--rows", 200'000));

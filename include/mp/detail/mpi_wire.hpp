@@ -54,9 +54,11 @@ inline constexpr std::size_t mpi_result_head = 9;
 inline std::vector<std::byte> mpi_frame(std::uint64_t seq, std::size_t n, EncodeRef enc, int head_kind = -1) {
   const std::size_t head = head_kind < 0 ? 8 : mpi_result_head;
   std::vector<std::byte> out(head + n);
-  std::memcpy(out.data(), &seq, 8);
-  if (head_kind >= 0) out[8] = std::byte{static_cast<std::uint8_t>(head_kind)};
-  enc(out.data() + head);
+  std::byte* p = out.data();
+  if (p == nullptr) return out;  // never (head >= 8); tells the optimizer so
+  std::memcpy(p, &seq, 8);
+  if (head_kind >= 0) p[8] = std::byte{static_cast<std::uint8_t>(head_kind)};
+  enc(p + head);
   return out;
 }
 
