@@ -247,7 +247,7 @@ private:
         return;
       }
       if (did || !cancels_.empty()) {
-        pacer.next(true);
+        pacer.next(true, true);
         continue;
       }
       if (inflight_.empty() && pending_.empty() && sender.idle()) {
@@ -256,7 +256,7 @@ private:
         sleeping_ = false;
         continue;
       }
-      const auto sleep = pacer.next(false);
+      const auto sleep = pacer.next(false, !inflight_.empty());
       if (sleep == Clock::duration::zero()) continue;
       sleeping_ = true;
       cv_.wait_for(lock, sleep);

@@ -11,7 +11,7 @@
 // Waiting: Open MPI's blocking calls spin, so the main thread polls
 // (MPI_Iprobe) and, when nothing happens, sleeps on the outbox's condition
 // variable with a growing timeout (MpiPacer): a result wakes it at once, a
-// new task waits at most the current timeout (5 ms once idle for long).
+// new task waits at most the current timeout (25 ms once idle for long).
 #pragma once
 
 #include <sched.h>
@@ -35,21 +35,25 @@
 
 namespace mp::detail {
 
-/// How long the MPI thread sleeps when a poll found nothing: it spins (with
-/// sched_yield, the ranks may share cores) for 50 us after the last event,
-/// then sleeps an eighth of the idle time so far, 10 us to 5 ms.
+/// How long the MPI thread sleeps when a poll found nothing. It spins (with
+/// sched_yield: the ranks may share cores) after the last event, for 1 ms
+/// while tasks are out (`busy`: a result is coming) and 50 us otherwise;
+/// then sleeps an eighth of the idle time so far: 10 us to 5 ms, and up to
+/// 25 ms after a second of idleness (the first task after that waits up
+/// to 25 ms; an idle rank wakes 40 times a second).
 class MpiPacer {
 public:
   /// Zero: poll again now; else the time to sleep first.
-  Clock::duration next(bool did) {
+  Clock::duration next(bool did, bool busy) {
     const auto now = Clock::now();
     if (did) last_ = now;
     const auto idle = now - last_;
-    if (idle < std::chrono::microseconds(50)) {
+    if (idle < (busy ? std::chrono::microseconds(1000) : std::chrono::microseconds(50))) {
       if (!did) ::sched_yield();
       return Clock::duration::zero();
     }
-    return std::clamp<Clock::duration>(idle / 8, std::chrono::microseconds(10), std::chrono::milliseconds(5));
+    const auto cap = idle < std::chrono::seconds(1) ? std::chrono::milliseconds(5) : std::chrono::milliseconds(25);
+    return std::clamp<Clock::duration>(idle / 8, std::chrono::microseconds(10), cap);
   }
 
 private:
@@ -104,7 +108,7 @@ private:
       for (int i = 0; i < 64 && !done_ && receiver_.poll(on_msg); ++i) did = true;
       did = flush() || did;
       did = sender_.progress() || did;
-      const auto sleep = pacer.next(did);
+      const auto sleep = pacer.next(did, !sinks_.empty());
       if (sleep == Clock::duration::zero() || done_) continue;
       std::unique_lock lock(mu_);
       if (outbox_.empty()) cv_.wait_for(lock, sleep);
