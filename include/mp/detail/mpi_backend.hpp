@@ -6,8 +6,9 @@
 // call: it hands queued tasks to the rank with the fewest in flight (at most
 // window * processes each), sends cancels, receives results and delivers
 // them to their sinks (so `then` callbacks run on it), and at the end sends
-// each rank stop (join) or kill (terminate). With no task out it sleeps on
-// a condition variable; with tasks out it polls as MpiPacer says.
+// each rank stop (join) or kill (terminate). It polls as MpiPacer says;
+// once that says sleep and no task is out, it sleeps on a condition
+// variable until a submission, join or terminate.
 //
 // Faults come back from the worker ranks as results (mpi_worker.hpp). A
 // failing MPI call (a rank lost, if the MPI library reports it instead of
@@ -250,16 +251,14 @@ private:
         pacer.next(true, true);
         continue;
       }
-      if (inflight_.empty() && pending_.empty() && sender.idle()) {
-        sleeping_ = true;
-        cv_.wait(lock, [&] { return !pending_.empty() || terminated_ || stopping_; });
-        sleeping_ = false;
-        continue;
-      }
       const auto sleep = pacer.next(false, !inflight_.empty());
       if (sleep == Clock::duration::zero()) continue;
       sleeping_ = true;
-      cv_.wait_for(lock, sleep);
+      if (inflight_.empty() && pending_.empty() && sender.idle()) {  // nothing can arrive: sleep until told
+        cv_.wait(lock, [&] { return !pending_.empty() || terminated_ || stopping_; });
+      } else {
+        cv_.wait_for(lock, sleep);
+      }
       sleeping_ = false;
     }
   }

@@ -48,8 +48,8 @@ public:
     const auto now = Clock::now();
     if (did) last_ = now;
     const auto idle = now - last_;
-    if (idle < (busy ? std::chrono::microseconds(1000) : std::chrono::microseconds(50))) {
-      if (!did) ::sched_yield();
+    if (idle < (busy ? std::chrono::microseconds(2000) : std::chrono::microseconds(1000))) {
+      if (!did && idle > std::chrono::microseconds(50)) ::sched_yield();
       return Clock::duration::zero();
     }
     const auto cap = idle < std::chrono::seconds(1) ? std::chrono::milliseconds(5) : std::chrono::milliseconds(25);
