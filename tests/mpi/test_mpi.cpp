@@ -12,6 +12,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
@@ -31,7 +33,7 @@ namespace {
 
 mp::MpiPool* pool = nullptr;
 constexpr unsigned local_processes = 2;
-constexpr auto task_timeout = std::chrono::seconds(3);
+constexpr auto task_timeout = std::chrono::seconds(8);  // well above the 64 MiB task in a loaded Debug run
 
 struct Unregistered : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -62,9 +64,13 @@ int crash(int how) {
   ::_exit(3);
 }
 
+/// n bytes, byte i = i * 7 + 3 (mod 256): 256 of them, then doubled by copies
+/// (a byte loop over 64 MiB is slow in a Debug build).
 std::vector<std::uint8_t> big_result(std::size_t n) {
   std::vector<std::uint8_t> v(n);
-  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::uint8_t>(i * 7 + 3);
+  const std::size_t first = std::min<std::size_t>(n, 256);
+  for (std::size_t i = 0; i < first; ++i) v[i] = static_cast<std::uint8_t>(i * 7 + 3);
+  for (std::size_t done = first; done < n; done *= 2) std::memcpy(v.data() + done, v.data(), std::min(done, n - done));
   return v;
 }
 
@@ -117,6 +123,8 @@ TEST_CASE("MpiPool: apply, apply_async and then", "[mpi]") {
   std::atomic<int> seen{0};
   r.then([&](const int& v) { seen = v; });
   CHECK(r.get() == 144);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (seen != 144 && std::chrono::steady_clock::now() < until) std::this_thread::yield();  // runs on the MPI thread
   CHECK(seen == 144);
   std::vector<mp::AsyncResult<int>> many;
   for (int i = 0; i < 1000; ++i) many.push_back(pool->apply_async(add, i, 1));
@@ -205,7 +213,7 @@ TEST_CASE("MpiPool: every worker rank runs tasks, rank 0 none", "[mpi]") {
 TEST_CASE("MpiPool: task_timeout and cancel(true) reach the worker ranks", "[mpi][slow]") {
   const auto start = std::chrono::steady_clock::now();
   CHECK_THROWS_AS(pool->apply(sleep_long, 0), mp::TimeoutError);
-  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(15));
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(20));
   const std::string path = "/tmp/mp_test_mpi_cancel_" + std::to_string(::getpid());
   auto r = pool->apply_async(announce_and_sleep, path);
   REQUIRE(wait_for_file(path));

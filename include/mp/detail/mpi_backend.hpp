@@ -265,7 +265,8 @@ private:
 
   /// Sends queued tasks to ranks with room, and queued cancels.
   bool dispatch(MpiSender& sender) {
-    std::vector<std::pair<int, std::vector<std::byte>>> out;
+    std::vector<MpiBatch> out(static_cast<std::size_t>(world_.size));
+    bool sent = false;
     std::vector<Cancel> cancels;
     {
       std::lock_guard lock(mu_);
@@ -278,23 +279,31 @@ private:
         Pending& p = pending_.front();
         inflight_.emplace(p.seq, InFlight{std::move(p.sink), p.index, r});
         ++*best;
-        out.emplace_back(r, std::move(p.bytes));
+        out[static_cast<std::size_t>(r)].add(p.bytes);
+        sent = true;
         pending_.pop_front();
       }
     }
-    for (auto& [r, bytes] : out) sender.send(r, mpi_task, std::move(bytes));
+    for (int r = 1; r < world_.size; ++r)
+      if (!out[static_cast<std::size_t>(r)].empty()) sender.send(r, mpi_task, out[static_cast<std::size_t>(r)].take());
     for (const auto& c : cancels) {
       std::vector<std::byte> m(9);
       std::memcpy(m.data(), &c.seq, 8);
       m[8] = std::byte{c.running ? std::uint8_t{1} : std::uint8_t{0}};
       sender.send(c.rank, mpi_cancel, std::move(m));
     }
-    return !out.empty() || !cancels.empty();
+    return sent || !cancels.empty();
   }
 
-  /// A message from a worker rank: a task's result or fault.
-  void deliver(int src, int tag, std::span<const std::byte> m) {
-    if (tag != mpi_result || m.size() < mpi_result_head) throw DecodeError("mp::MpiPool: a worker rank sent a message mp does not know");
+  /// A message from a worker rank: a batch of results and faults.
+  void deliver(int src, int tag, std::span<const std::byte> batch) {
+    if (tag != mpi_result) throw DecodeError("mp::MpiPool: a worker rank sent a message mp does not know");
+    for_each_frame(batch, [&](std::span<const std::byte> m) { deliver_one(src, m); });
+  }
+
+  /// One result frame: u64 seq | u8 kind | body, to its sink.
+  void deliver_one(int src, std::span<const std::byte> m) {
+    if (m.size() < mpi_result_head) throw DecodeError("mp::MpiPool: a result frame is shorter than its header");
     std::uint64_t seq = 0;
     std::memcpy(&seq, m.data(), 8);
     InFlight e;

@@ -1,13 +1,15 @@
 // mp/detail/mpi_wire.hpp - the messages between rank 0 and the worker ranks
 // of an MpiPool, and the non-blocking sender and receiver that move them.
 //
-//   tag task    0 -> r   u64 seq | task message (task.hpp)
+//   tag task    0 -> r   a batch of frames: u64 seq | task message (task.hpp)
 //   tag cancel  0 -> r   u64 seq | u8 running
 //   tag stop    0 -> r   (empty) finish the local pool's tasks, then exit
 //   tag kill    0 -> r   (empty) kill the local pool, then exit
-//   tag result  r -> 0   u64 seq | u8 kind | body
+//   tag result  r -> 0   a batch of frames: u64 seq | u8 kind | body
 //        kind result: body is the task's result message (task.hpp)
 //        kind fault:  u8 MpiFault | i64 pid | what   (mp's own errors)
+//   a batch is one or more (u64 length | frame): the tasks (results) ready
+//   for one rank at one time travel in one MPI message
 //   tag big     either   u64 inner tag | u64 size: the next `part` messages
 //   tag part    either   from that source carry the message, in order
 //
@@ -60,6 +62,37 @@ inline std::vector<std::byte> mpi_frame(std::uint64_t seq, std::size_t n, Encode
   if (head_kind >= 0) p[8] = std::byte{static_cast<std::uint8_t>(head_kind)};
   enc(p + head);
   return out;
+}
+
+/// Frames gathered into one message (see the file comment).
+class MpiBatch {
+public:
+  void add(std::span<const std::byte> frame) {
+    const std::uint64_t n = frame.size();
+    const std::size_t at = bytes_.size();
+    bytes_.resize(at + 8 + frame.size());
+    std::memcpy(bytes_.data() + at, &n, 8);
+    if (!frame.empty()) std::memcpy(bytes_.data() + at + 8, frame.data(), frame.size());
+  }
+  [[nodiscard]] bool empty() const noexcept { return bytes_.empty(); }
+  std::vector<std::byte> take() noexcept { return std::move(bytes_); }
+
+private:
+  std::vector<std::byte> bytes_;
+};
+
+/// Calls on(frame) for each frame of a batch. Throws mp::DecodeError when
+/// the lengths do not add up.
+template <class On>
+void for_each_frame(std::span<const std::byte> m, On&& on) {
+  while (!m.empty()) {
+    std::uint64_t n = 0;
+    if (m.size() < 8) throw DecodeError("mp::MpiPool: a batch message ends inside a length");
+    std::memcpy(&n, m.data(), 8);
+    if (n > m.size() - 8) throw DecodeError("mp::MpiPool: a batch message is shorter than its frame");
+    on(m.subspan(8, static_cast<std::size_t>(n)));
+    m = m.subspan(8 + static_cast<std::size_t>(n));
+  }
 }
 
 /// A worker rank's ResultOut: the result message, framed for rank 0.

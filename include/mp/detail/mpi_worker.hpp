@@ -117,19 +117,27 @@ private:
     sender_.drain();
   }
 
+  /// One task frame: u64 seq | task message, into the local pool.
+  void start_task(std::span<const std::byte> frame) {
+    std::uint64_t seq = 0;
+    if (frame.size() < 8) throw DecodeError("mp::MpiPool: a task frame is shorter than its sequence number");
+    std::memcpy(&seq, frame.data(), 8);
+    auto sink = std::make_shared<Forward>(*this, seq);
+    sinks_[seq] = sink;
+    const auto body = frame.subspan(8);
+    auto copy = [&](std::byte* p) { std::memcpy(p, body.data(), body.size()); };
+    try {
+      pool_->submit(body.size(), copy, sink, 0);
+    } catch (...) {
+      sink->on_error(0, std::current_exception());
+    }
+  }
+
   void handle(int tag, std::span<const std::byte> m) {
     std::uint64_t seq = 0;
     if (m.size() >= 8) std::memcpy(&seq, m.data(), 8);
     if (tag == mpi_task) {
-      auto sink = std::make_shared<Forward>(*this, seq);
-      sinks_[seq] = sink;
-      const auto body = m.subspan(8);
-      auto copy = [&](std::byte* p) { std::memcpy(p, body.data(), body.size()); };
-      try {
-        pool_->submit(body.size(), copy, sink, 0);
-      } catch (...) {
-        sink->on_error(0, std::current_exception());
-      }
+      for_each_frame(m, [&](std::span<const std::byte> frame) { start_task(frame); });
     } else if (tag == mpi_cancel) {
       auto it = sinks_.find(seq);
       if (it != sinks_.end() && m.size() >= 9) pool_->cancel(it->second.get(), m[8] != std::byte{0});
@@ -161,13 +169,16 @@ private:
       std::lock_guard lock(mu_);
       out.swap(outbox_);
     }
+    if (out.empty()) return false;
+    MpiBatch batch;
     for (auto& m : out) {
       std::uint64_t seq = 0;
       std::memcpy(&seq, m.data(), 8);
       sinks_.erase(seq);
-      sender_.send(0, mpi_result, std::move(m));
+      batch.add(m);
     }
-    return !out.empty();
+    sender_.send(0, mpi_result, batch.take());
+    return true;
   }
 
   MpiWorld& world_;
