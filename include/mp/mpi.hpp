@@ -53,8 +53,8 @@
 // RDMAV_FORK_SAFE=1, and keep tasks away from MPI buffers.
 //
 // Shared-memory objects (mp::Value, mp::Array, ...) and captures that rely
-// on fork inheritance cannot reach another machine: MpiBackend::shares_memory
-// is false, and the pool refuses them at compile time.
+// on fork inheritance name memory on rank 0's machine and cannot be sent to
+// an MpiPool: MpiBackend::shares_memory is false (ForkBackend's is true).
 #pragma once
 
 #include <mp/detail/mpi_backend.hpp>
