@@ -223,8 +223,8 @@ private:
   static detail::BackendOptions backend_options(const PoolOptions& o) {
     if (!(o.factor > 0)) throw std::invalid_argument("mp::PoolOptions::factor must be positive");
     detail::BackendOptions b;
-    b.processes = o.processes != 0 ? o.processes
-                                   : static_cast<unsigned>(std::max(1.0, std::round(cpu_count() * o.factor)));
+    b.processes = o.processes;  // 0 is resolved by the backend
+    b.factor = o.factor;
     b.maxtasksperchild = o.maxtasksperchild;
     b.window = std::max(1u, o.window);
     b.initializer = o.initializer.message;

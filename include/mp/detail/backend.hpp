@@ -36,7 +36,8 @@ namespace mp::detail {
 
 /// What every backend is built from.
 struct BackendOptions {
-  unsigned processes = 1;
+  unsigned processes = 1;               // 0: the backend's default
+  double factor = 1.5;                  // ForkBackend: workers per CPU when processes == 0
   unsigned maxtasksperchild = 0;        // 0: unlimited
   unsigned window = 64;                 // in-flight tasks per worker
   std::size_t channel_capacity = 8u << 20;

@@ -25,6 +25,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <sys/wait.h>
 #include <condition_variable>
@@ -38,6 +39,7 @@
 #include <thread>
 #include <vector>
 
+#include <mp/cpu_count.hpp>
 #include <mp/detail/backend.hpp>
 #include <mp/detail/pool_layout.hpp>
 #include <mp/detail/pool_reader.hpp>
@@ -50,9 +52,12 @@ namespace mp::detail {
 
 class ForkBackend {
 public:
+  /// Workers inherit the parent's memory: shared objects may be task arguments.
+  static constexpr bool shares_memory = true;
+
   explicit ForkBackend(const BackendOptions& o)
-      : opt_(o), seg_(o.processes, o.channel_capacity), workers_(o.processes) {
-    for (unsigned i = 0; i < o.processes; ++i) {
+      : opt_(resolved(o)), seg_(opt_.processes, o.channel_capacity), workers_(opt_.processes) {
+    for (unsigned i = 0; i < opt_.processes; ++i) {
       workers_[i].tasks = seg_.task_channel(i);
       workers_[i].results = seg_.result_channel(i);
       workers_[i].slot = &seg_.slot(i);
@@ -63,7 +68,7 @@ public:
                                       opt_.task_timeout > Clock::duration::zero()});
     });
     link_ = SpawnerLink(pid, fd);
-    for (unsigned i = 0; i < o.processes; ++i) send(spawner_command(SpawnerOp::spawn, i));
+    for (unsigned i = 0; i < opt_.processes; ++i) send(spawner_command(SpawnerOp::spawn, i));
     if (opt_.task_timeout > Clock::duration::zero()) next_timeout_check_ = Clock::time_point::min();
     next_spawner_check_ = Clock::now() + spawner_check_period;
     reader_ = std::make_shared<ResultReader>([this] { return help_drain(); },
@@ -189,6 +194,12 @@ public:
   }
 
 private:
+  /// o with processes == 0 replaced by max(1, round(cpu_count() * factor)).
+  static BackendOptions resolved(BackendOptions o) {
+    if (o.processes == 0) o.processes = static_cast<unsigned>(std::max(1.0, std::round(cpu_count() * o.factor)));
+    return o;
+  }
+
   /// Has the spawner kill worker i for task e, which then fails with err
   /// (under mu_). Returns whether the command went out.
   bool doom(unsigned i, const InFlight& e, std::exception_ptr err) {

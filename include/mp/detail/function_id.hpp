@@ -1,11 +1,13 @@
 // mp/detail/function_id.hpp - function pointers as load-address-independent ids.
 //
 // A function pointer is sent as FunctionId{module, offset}: `module` is a
-// 64-bit FNV-1a hash of the path of the ELF module (executable or shared
-// library) that holds the code, `offset` the address minus that module's load
-// bias. The decoding process finds the module with the same path hash among
-// its own loaded modules (dl_iterate_phdr) and adds its own load bias, so the
-// id survives fork, and also a fresh exec of the same binary under ASLR.
+// 64-bit FNV-1a hash of the ELF build-id of the module (executable or shared
+// library) that holds the code, or of its path when it has no build-id;
+// `offset` the address minus that module's load bias. The decoding process
+// finds the module with the same id among its own loaded modules
+// (dl_iterate_phdr) and adds its own load bias, so the id survives fork, a
+// fresh exec of the same binary under ASLR, and the same binary at another
+// path or on another machine.
 //
 // The module table is an immutable snapshot published through an atomic
 // pointer (no lock, so it is safe in a child forked from a threaded parent);
@@ -30,6 +32,8 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <elf.h>
 #include <link.h>
 #include <stdexcept>
 #include <string>
@@ -43,7 +47,7 @@ namespace mp::detail {
 
 /// Where a function lives, independent of the module's load address.
 struct FunctionId {
-  std::uint64_t module;  ///< FNV-1a hash of the module's path (0 only for null)
+  std::uint64_t module;  ///< module_id(): build-id or path hash (0 only for null)
   std::uint64_t offset;  ///< address minus the module's load bias
   friend bool operator==(const FunctionId&, const FunctionId&) = default;
 };
@@ -60,7 +64,7 @@ constexpr std::uint64_t fnv1a64(std::string_view s) noexcept {
 
 /// One executable segment of one loaded module (absolute addresses).
 struct ModuleRange {
-  std::uint64_t module = 0;  // path hash
+  std::uint64_t module = 0;  // module_id()
   std::uintptr_t base = 0;   // load bias (dlpi_addr)
   std::uintptr_t lo = 0;     // segment start
   std::uintptr_t hi = 0;     // segment end (exclusive)
@@ -99,6 +103,43 @@ inline std::pair<unsigned long long, unsigned long long> loader_generation() noe
   return g;
 }
 
+/// The id of a loaded module: FNV-1a of its ELF build-id (the
+/// NT_GNU_BUILD_ID note), which is the same for the same binary on every
+/// machine and at every path; FNV-1a of `path` when it has none.
+inline std::uint64_t module_id(const dl_phdr_info* info, std::string_view path) noexcept {
+  for (std::size_t i = 0; i < info->dlpi_phnum; ++i) {
+    const auto& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_NOTE) continue;
+    const auto* p = reinterpret_cast<const unsigned char*>(info->dlpi_addr + ph.p_vaddr);
+    const unsigned char* end = p + ph.p_memsz;
+    while (p + sizeof(ElfW(Nhdr)) <= end) {
+      const auto* n = reinterpret_cast<const ElfW(Nhdr)*>(p);
+      const unsigned char* name = p + sizeof(ElfW(Nhdr));
+      const unsigned char* desc = name + ((n->n_namesz + 3u) & ~3u);
+      if (desc + n->n_descsz > end) break;
+      if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 && std::memcmp(name, "GNU", 4) == 0 && n->n_descsz > 0)
+        return fnv1a64(std::string_view(reinterpret_cast<const char*>(desc), n->n_descsz));
+      p = desc + ((n->n_descsz + 3u) & ~3u);
+    }
+  }
+  return fnv1a64(path);
+}
+
+/// module_id() of the main executable. Computed once; thread-safe.
+inline std::uint64_t main_module_id() {
+  static const std::uint64_t id = [] {
+    std::uint64_t out = 0;
+    ::dl_iterate_phdr(
+        [](dl_phdr_info* info, std::size_t, void* data) -> int {
+          *static_cast<std::uint64_t*>(data) = module_id(info, self_exe_path());
+          return 1;  // dl_iterate_phdr lists the executable first
+        },
+        &out);
+    return out;
+  }();
+  return id;
+}
+
 struct ModuleCollector {
   std::vector<ModuleRange>* ranges;
   bool first = true;  // dl_iterate_phdr lists the executable first
@@ -109,7 +150,7 @@ inline int collect_module_ranges(dl_phdr_info* info, std::size_t, void* data) {
   const bool first = std::exchange(col->first, false);
   std::string_view name = info->dlpi_name ? info->dlpi_name : "";
   if (name.empty() && !first) return 0;  // only the executable is nameless
-  const std::uint64_t module = fnv1a64(name.empty() ? std::string_view(self_exe_path()) : name);
+  const std::uint64_t module = module_id(info, name.empty() ? std::string_view(self_exe_path()) : name);
   for (std::size_t i = 0; i < info->dlpi_phnum; ++i) {
     const auto& ph = info->dlpi_phdr[i];
     if (ph.p_type != PT_LOAD || (ph.p_flags & PF_X) == 0) continue;

@@ -1,0 +1,277 @@
+// mp/detail/mpi_wire.hpp - the messages between rank 0 and the worker ranks
+// of an MpiPool, and the non-blocking sender and receiver that move them.
+//
+//   tag task    0 -> r   a batch of frames: u64 seq | task message (task.hpp)
+//   tag cancel  0 -> r   u64 seq | u8 running
+//   tag stop    0 -> r   (empty) finish the local pool's tasks, then exit
+//   tag kill    0 -> r   (empty) kill the local pool, then exit
+//   tag result  r -> 0   a batch of frames: u64 seq | u8 kind | body
+//        kind result: body is the task's result message (task.hpp)
+//        kind fault:  u8 MpiFault | i64 pid | what   (mp's own errors)
+//   a batch is one or more (u64 length | frame): the tasks (results) ready
+//   for one rank at one time travel in one MPI message
+//   tag big     either   u64 inner tag | u64 size: the next `part` messages
+//   tag part    either   from that source carry the message, in order
+//
+// No message mp sends is larger than mpi_part_bytes: a larger one goes as a
+// `big` header and parts (MPI keeps the order of one source's messages on
+// one communicator), so nothing is ever truncated by an int count.
+#pragma once
+
+#include <mpi.h>
+
+#include <sched.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <mp/codec.hpp>
+#include <mp/detail/mpi_env.hpp>
+#include <mp/detail/task.hpp>
+#include <mp/errors.hpp>
+
+namespace mp::detail {
+
+enum MpiTag : int { mpi_task = 1, mpi_cancel, mpi_stop, mpi_kill, mpi_result, mpi_big, mpi_part };
+
+/// The largest single MPI message mp sends (bytes).
+inline constexpr std::size_t mpi_part_bytes = std::size_t{8} << 20;
+
+enum class MpiResultKind : std::uint8_t { result = 0, fault = 1 };
+enum class MpiFault : std::uint8_t { worker_lost, timeout, cancelled, closed };
+
+/// Bytes of the u64 seq + u8 kind that open a result message.
+inline constexpr std::size_t mpi_result_head = 9;
+
+/// A buffer that starts with u64 seq (and, for results, u8 kind), then
+/// `n` bytes written by enc.
+inline std::vector<std::byte> mpi_frame(std::uint64_t seq, std::size_t n, EncodeRef enc, int head_kind = -1) {
+  const std::size_t head = head_kind < 0 ? 8 : mpi_result_head;
+  std::vector<std::byte> out(head + n);
+  std::byte* p = out.data();
+  if (p == nullptr) return out;  // never (head >= 8); tells the optimizer so
+  std::memcpy(p, &seq, 8);
+  if (head_kind >= 0) p[8] = std::byte{static_cast<std::uint8_t>(head_kind)};
+  enc(p + head);
+  return out;
+}
+
+/// Frames gathered into one message (see the file comment).
+class MpiBatch {
+public:
+  void add(std::span<const std::byte> frame) {
+    const std::uint64_t n = frame.size();
+    const std::size_t at = bytes_.size();
+    bytes_.resize(at + 8 + frame.size());
+    std::memcpy(bytes_.data() + at, &n, 8);
+    if (!frame.empty()) std::memcpy(bytes_.data() + at + 8, frame.data(), frame.size());
+  }
+  [[nodiscard]] bool empty() const noexcept { return bytes_.empty(); }
+  std::vector<std::byte> take() noexcept { return std::move(bytes_); }
+
+private:
+  std::vector<std::byte> bytes_;
+};
+
+/// Calls on(frame) for each frame of a batch. Throws mp::DecodeError when
+/// the lengths do not add up.
+template <class On>
+void for_each_frame(std::span<const std::byte> m, On&& on) {
+  while (!m.empty()) {
+    std::uint64_t n = 0;
+    if (m.size() < 8) throw DecodeError("mp::MpiPool: a batch message ends inside a length");
+    std::memcpy(&n, m.data(), 8);
+    if (n > m.size() - 8) throw DecodeError("mp::MpiPool: a batch message is shorter than its frame");
+    on(m.subspan(8, static_cast<std::size_t>(n)));
+    m = m.subspan(8 + static_cast<std::size_t>(n));
+  }
+}
+
+/// A worker rank's ResultOut: the result message, framed for rank 0.
+class MpiResultOut final : public ResultOut {
+public:
+  explicit MpiResultOut(std::uint64_t seq) noexcept : seq_(seq) {}
+  void write(std::size_t n, EncodeRef enc) override {
+    bytes = mpi_frame(seq_, n, enc, static_cast<int>(MpiResultKind::result));
+  }
+  std::vector<std::byte> bytes;
+
+private:
+  std::uint64_t seq_;
+};
+
+/// The result message for task `seq` that failed with e on a worker rank:
+/// mp's own errors as a fault (type kept), any other as task.hpp's error.
+inline std::vector<std::byte> mpi_error_message(std::uint64_t seq, const std::exception_ptr& e,
+                                                const std::string& where) {
+  auto fault = [&](MpiFault f, std::int64_t pid, const std::string& what) {
+    const std::string text = what + where;
+    auto enc = [&](std::byte* p) { encode_to(p, static_cast<std::uint8_t>(f), pid, text); };
+    return mpi_frame(seq, encoded_size(std::uint8_t{}, pid, text), enc, static_cast<int>(MpiResultKind::fault));
+  };
+  try {
+    std::rethrow_exception(e);
+  } catch (const WorkerLostError& x) {
+    return fault(MpiFault::worker_lost, x.pid(), x.what());
+  } catch (const TimeoutError& x) {
+    return fault(MpiFault::timeout, 0, x.what());
+  } catch (const CancelledError& x) {
+    return fault(MpiFault::cancelled, 0, x.what());
+  } catch (const ClosedError& x) {
+    return fault(MpiFault::closed, 0, x.what());
+  } catch (...) {
+    MpiResultOut out(seq);
+    write_current_error(out, 0);
+    return std::move(out.bytes);
+  }
+}
+
+/// Rank 0: the exception a fault body stands for.
+inline std::exception_ptr mpi_fault_exception(std::span<const std::byte> body) {
+  Reader in(body);
+  const auto f = in.read<std::uint8_t>();
+  const auto pid = in.read<std::int64_t>();
+  const auto what = in.read<std::string>();
+  switch (static_cast<MpiFault>(f)) {
+    case MpiFault::worker_lost: return std::make_exception_ptr(WorkerLostError(static_cast<pid_t>(pid), what));
+    case MpiFault::timeout: return std::make_exception_ptr(TimeoutError(what));
+    case MpiFault::cancelled: return std::make_exception_ptr(CancelledError(what));
+    case MpiFault::closed: return std::make_exception_ptr(ClosedError(what));
+  }
+  return std::make_exception_ptr(DecodeError("mp::MpiPool: a worker rank sent a fault of unknown kind"));
+}
+
+/// Non-blocking sends that own their buffers until MPI is done with them.
+/// One thread only (the one that makes mp's MPI calls).
+class MpiSender {
+public:
+  explicit MpiSender(MPI_Comm comm) noexcept : comm_(comm) {}
+
+  /// Starts sending msg to dest; in parts when larger than mpi_part_bytes.
+  /// Never blocks. Throws std::runtime_error when MPI fails.
+  void send(int dest, int tag, std::vector<std::byte> msg) {
+    auto out = std::make_unique<Out>();
+    out->bytes = std::move(msg);
+    const std::size_t n = out->bytes.size();
+    if (n <= mpi_part_bytes) {
+      post(*out, dest, tag, out->bytes.data(), n);
+    } else {
+      out->head = {static_cast<std::uint64_t>(tag), n};
+      post(*out, dest, mpi_big, out->head.data(), sizeof out->head);
+      for (std::size_t at = 0; at < n; at += mpi_part_bytes)
+        post(*out, dest, mpi_part, out->bytes.data() + at, std::min(mpi_part_bytes, n - at));
+    }
+    out_.push_back(std::move(out));
+  }
+
+  /// Frees the buffers of finished sends; returns whether any finished.
+  bool progress() {
+    bool did = false;
+    while (!out_.empty()) {
+      int done = 0;
+      auto& reqs = out_.front()->reqs;
+      mpi_check(MPI_Testall(static_cast<int>(reqs.size()), reqs.data(), &done, MPI_STATUSES_IGNORE), "MPI_Testall");
+      if (done == 0) break;
+      out_.pop_front();
+      did = true;
+    }
+    return did;
+  }
+
+  [[nodiscard]] bool idle() const noexcept { return out_.empty(); }
+
+  /// Waits (yielding the CPU) until every send finished.
+  void drain() {
+    while (!idle()) {
+      if (!progress()) ::sched_yield();
+    }
+  }
+
+private:
+  struct Out {
+    std::vector<std::byte> bytes;
+    std::array<std::uint64_t, 2> head{};
+    std::vector<MPI_Request> reqs;
+  };
+
+  void post(Out& out, int dest, int tag, const void* p, std::size_t n) {
+    MPI_Request r = MPI_REQUEST_NULL;
+    mpi_check(MPI_Isend(p, static_cast<int>(n), MPI_BYTE, dest, tag, comm_, &r), "MPI_Isend");
+    out.reqs.push_back(r);
+  }
+
+  MPI_Comm comm_;
+  std::deque<std::unique_ptr<Out>> out_;
+};
+
+/// Receives mp's messages, putting split ones back together. One thread only.
+class MpiReceiver {
+public:
+  explicit MpiReceiver(MPI_Comm comm) noexcept : comm_(comm) {}
+
+  /// Receives one message if one is there; calls on(source, tag, bytes) once
+  /// a whole message is in. Returns whether it received anything. Never
+  /// blocks on a message that is not there; throws std::runtime_error when
+  /// MPI fails, mp::DecodeError on a part nobody announced.
+  template <class On>
+  bool poll(On&& on) {
+    int flag = 0;
+    MPI_Status st;
+    mpi_check(MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, comm_, &flag, &st), "MPI_Iprobe");
+    if (flag == 0) return false;
+    int count = 0;
+    mpi_check(MPI_Get_count(&st, MPI_BYTE, &count), "MPI_Get_count");
+    const auto n = static_cast<std::size_t>(count);
+    const int src = st.MPI_SOURCE;
+    if (st.MPI_TAG == mpi_part) {
+      auto it = big_.find(src);
+      if (it == big_.end() || it->second.filled + n > it->second.bytes.size())
+        throw DecodeError("mp::MpiPool: a message part arrived that no header announced");
+      Whole& w = it->second;
+      recv(w.bytes.data() + w.filled, n, src, mpi_part);
+      w.filled += n;
+      if (w.filled == w.bytes.size()) {
+        Whole done = std::move(w);
+        big_.erase(it);
+        on(src, done.tag, std::span<const std::byte>(done.bytes));
+      }
+      return true;
+    }
+    buf_.resize(n);
+    recv(buf_.data(), n, src, st.MPI_TAG);
+    if (st.MPI_TAG == mpi_big) {
+      std::array<std::uint64_t, 2> head{};
+      if (n != sizeof head) throw DecodeError("mp::MpiPool: a message header has the wrong size");
+      std::memcpy(head.data(), buf_.data(), sizeof head);
+      big_[src] = Whole{static_cast<int>(head[0]), std::vector<std::byte>(static_cast<std::size_t>(head[1])), 0};
+      return true;
+    }
+    on(src, st.MPI_TAG, std::span<const std::byte>(buf_.data(), n));
+    return true;
+  }
+
+private:
+  struct Whole {
+    int tag = 0;
+    std::vector<std::byte> bytes;
+    std::size_t filled = 0;
+  };
+
+  void recv(std::byte* p, std::size_t n, int src, int tag) {
+    mpi_check(MPI_Recv(p, static_cast<int>(n), MPI_BYTE, src, tag, comm_, MPI_STATUS_IGNORE), "MPI_Recv");
+  }
+
+  MPI_Comm comm_;
+  std::vector<std::byte> buf_;
+  std::map<int, Whole> big_;
+};
+
+}  // namespace mp::detail

@@ -1,0 +1,196 @@
+// mp/detail/mpi_worker.hpp - a worker rank of an MpiPool (ranks 1..N-1).
+//
+// The rank's main thread makes all of mp's MPI calls: it receives task
+// messages from rank 0 and runs each in a local fork pool (ForkBackend,
+// PoolOptions::processes workers), so a task that crashes kills a forked
+// worker, not the rank: the local pool reports WorkerLostError and replaces
+// the worker, and that error goes back to rank 0 as the task's result.
+// Results and errors come from the local pool's result thread into an
+// outbox; the main thread sends them. The forked workers never call MPI.
+//
+// Waiting: Open MPI's blocking calls spin, so the main thread polls
+// (MPI_Iprobe) and, when nothing happens, sleeps on the outbox's condition
+// variable with a growing timeout (MpiPacer): a result wakes it at once, a
+// new task waits at most the current timeout (25 ms once idle for long).
+#pragma once
+
+#include <sched.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <mp/detail/backend.hpp>
+#include <mp/detail/fork_backend.hpp>
+#include <mp/detail/mpi_env.hpp>
+#include <mp/detail/mpi_wire.hpp>
+
+namespace mp::detail {
+
+/// How long the MPI thread sleeps when a poll found nothing. It spins (with
+/// sched_yield: the ranks may share cores) after the last event, for 1 ms
+/// while tasks are out (`busy`: a result is coming) and 50 us otherwise;
+/// then sleeps an eighth of the idle time so far: 10 us to 5 ms, and up to
+/// 25 ms after a second of idleness (the first task after that waits up
+/// to 25 ms; an idle rank wakes 40 times a second).
+class MpiPacer {
+public:
+  /// Zero: poll again now; else the time to sleep first.
+  Clock::duration next(bool did, bool busy) {
+    const auto now = Clock::now();
+    if (did) last_ = now;
+    const auto idle = now - last_;
+    if (idle < (busy ? std::chrono::microseconds(2000) : std::chrono::microseconds(1000))) {
+      if (!did && idle > std::chrono::microseconds(50)) ::sched_yield();
+      return Clock::duration::zero();
+    }
+    const auto cap = idle < std::chrono::seconds(1) ? std::chrono::milliseconds(5) : std::chrono::milliseconds(25);
+    return std::clamp<Clock::duration>(idle / 8, std::chrono::microseconds(10), cap);
+  }
+
+private:
+  Clock::time_point last_ = Clock::now();
+};
+
+class MpiWorkerRank {
+public:
+  MpiWorkerRank(MpiWorld& w, const BackendOptions& o)
+      : world_(w), sender_(w.comm), receiver_(w.comm),
+        where_(" (on MPI rank " + std::to_string(w.rank) + ", host " + w.hosts[static_cast<std::size_t>(w.rank)] + ")") {
+    pool_.emplace(o);
+  }
+
+  /// Serves rank 0 until it sends stop or kill, then finalizes MPI and
+  /// exits 0. A failing MPI call prints its sentence and exits 1.
+  [[noreturn]] void serve() noexcept {
+    int code = 0;
+    try {
+      loop();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s%s\n", e.what(), where_.c_str());
+      code = 1;
+    }
+    pool_.reset();  // its forked workers end before MPI does
+    mpi_worker_exit(world_, code);
+  }
+
+private:
+  /// The local pool's receiver of one task's result.
+  class Forward final : public Sink {
+  public:
+    Forward(MpiWorkerRank& rank, std::uint64_t seq) noexcept : rank_(rank), seq_(seq) {}
+    void on_result(std::size_t, std::span<const std::byte> msg) noexcept override {
+      auto copy = [&](std::byte* p) { std::memcpy(p, msg.data(), msg.size()); };
+      rank_.post(mpi_frame(seq_, msg.size(), copy, static_cast<int>(MpiResultKind::result)));
+    }
+    void on_error(std::size_t, std::exception_ptr e) noexcept override {
+      rank_.post(mpi_error_message(seq_, e, rank_.where_));
+    }
+
+  private:
+    MpiWorkerRank& rank_;
+    std::uint64_t seq_;
+  };
+
+  void loop() {
+    MpiPacer pacer;
+    auto on_msg = [&](int, int tag, std::span<const std::byte> m) { handle(tag, m); };
+    while (!done_) {
+      bool did = false;
+      for (int i = 0; i < 64 && !done_ && receiver_.poll(on_msg); ++i) did = true;
+      did = flush() || did;
+      did = sender_.progress() || did;
+      const auto sleep = pacer.next(did, !sinks_.empty());
+      if (sleep == Clock::duration::zero() || done_) continue;
+      std::unique_lock lock(mu_);
+      if (outbox_.empty()) cv_.wait_for(lock, sleep);
+    }
+    flush();
+    sender_.drain();
+  }
+
+  /// One task frame: u64 seq | task message, into the local pool.
+  void start_task(std::span<const std::byte> frame) {
+    std::uint64_t seq = 0;
+    if (frame.size() < 8) throw DecodeError("mp::MpiPool: a task frame is shorter than its sequence number");
+    std::memcpy(&seq, frame.data(), 8);
+    auto sink = std::make_shared<Forward>(*this, seq);
+    sinks_[seq] = sink;
+    const auto body = frame.subspan(8);
+    auto copy = [&](std::byte* p) { std::memcpy(p, body.data(), body.size()); };
+    try {
+      pool_->submit(body.size(), copy, sink, 0);
+    } catch (...) {
+      sink->on_error(0, std::current_exception());
+    }
+  }
+
+  void handle(int tag, std::span<const std::byte> m) {
+    std::uint64_t seq = 0;
+    if (m.size() >= 8) std::memcpy(&seq, m.data(), 8);
+    if (tag == mpi_task) {
+      for_each_frame(m, [&](std::span<const std::byte> frame) { start_task(frame); });
+    } else if (tag == mpi_cancel) {
+      auto it = sinks_.find(seq);
+      if (it != sinks_.end() && m.size() >= 9) pool_->cancel(it->second.get(), m[8] != std::byte{0});
+    } else if (tag == mpi_stop) {
+      pool_->close();
+      pool_->join();  // rank 0 stops a rank with no task out: this returns at once
+      done_ = true;
+    } else if (tag == mpi_kill) {
+      pool_->terminate();
+      std::lock_guard lock(mu_);
+      outbox_.clear();  // rank 0 has failed those tasks already
+      done_ = true;
+    }
+  }
+
+  /// Called by the local pool's result thread (or terminate).
+  void post(std::vector<std::byte> msg) noexcept {
+    {
+      std::lock_guard lock(mu_);
+      outbox_.push_back(std::move(msg));
+    }
+    cv_.notify_one();
+  }
+
+  /// Sends what the outbox holds; returns whether it held anything.
+  bool flush() {
+    std::vector<std::vector<std::byte>> out;
+    {
+      std::lock_guard lock(mu_);
+      out.swap(outbox_);
+    }
+    if (out.empty()) return false;
+    MpiBatch batch;
+    for (auto& m : out) {
+      std::uint64_t seq = 0;
+      std::memcpy(&seq, m.data(), 8);
+      sinks_.erase(seq);
+      batch.add(m);
+    }
+    sender_.send(0, mpi_result, batch.take());
+    return true;
+  }
+
+  MpiWorld& world_;
+  MpiSender sender_;
+  MpiReceiver receiver_;
+  std::string where_;
+  std::optional<ForkBackend> pool_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<Forward>> sinks_;  // main thread only
+  bool done_ = false;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::vector<std::byte>> outbox_;  // guarded by mu_
+};
+
+}  // namespace mp::detail
