@@ -42,7 +42,7 @@
 #include <mp/detail/pool_layout.hpp>
 #include <mp/detail/pool_reader.hpp>
 #include <mp/detail/pool_worker.hpp>
-#include <mp/detail/spawner.hpp>
+#include <mp/detail/spawners.hpp>
 #include <mp/detail/task.hpp>
 #include <mp/errors.hpp>
 
@@ -51,21 +51,19 @@ namespace mp::detail {
 class ForkBackend {
 public:
   explicit ForkBackend(const BackendOptions& o)
-      : opt_(o), seg_(o.processes, o.channel_capacity), workers_(o.processes) {
+      : opt_(o), seg_(o.processes, o.channel_capacity), workers_(o.processes), spawners_(seg_, [this](unsigned i) {
+          return worker_main(seg_, i, opt_.initializer,
+                             WorkerLimits{opt_.maxtasksperchild, opt_.memory_limit, opt_.max_result_bytes,
+                                          opt_.task_timeout > Clock::duration::zero()});
+        }) {
     for (unsigned i = 0; i < o.processes; ++i) {
       workers_[i].tasks = seg_.task_channel(i);
       workers_[i].results = seg_.result_channel(i);
       workers_[i].slot = &seg_.slot(i);
     }
-    auto [pid, fd] = start_spawner(seg_, [this](unsigned i) {
-      return worker_main(seg_, i, opt_.initializer,
-                         WorkerLimits{opt_.maxtasksperchild, opt_.memory_limit, opt_.max_result_bytes,
-                                      opt_.task_timeout > Clock::duration::zero()});
-    });
-    link_ = SpawnerLink(pid, fd);
     for (unsigned i = 0; i < o.processes; ++i) send(spawner_command(SpawnerOp::spawn, i));
     if (opt_.task_timeout > Clock::duration::zero()) next_timeout_check_ = Clock::time_point::min();
-    next_spawner_check_ = Clock::now() + spawner_check_period;
+    last_spawner_check_ = Clock::now();
     reader_ = std::make_shared<ResultReader>([this] { return help_drain(); },
                                              [this](const Sink* s, bool running) { return cancel(s, running); });
     thread_ = std::thread([this] { result_loop(); });
@@ -77,8 +75,16 @@ public:
 
   [[nodiscard]] unsigned size() const noexcept { return opt_.processes; }
 
-  /// The spawner's pid (-1 once it was reaped). For tests and diagnostics.
-  [[nodiscard]] pid_t spawner_pid() const noexcept { return link_.pid(); }
+  /// The active spawner's pid (-1 once it was reaped). For tests and diagnostics.
+  [[nodiscard]] pid_t spawner_pid() const {
+    std::lock_guard lock(mu_);
+    return spawners_.active_pid();
+  }
+  /// The standby spawner's pid (-1 when there is none). For tests and diagnostics.
+  [[nodiscard]] pid_t standby_pid() const {
+    std::lock_guard lock(mu_);
+    return spawners_.standby_pid();
+  }
   /// Worker i's current pid, 0 while it is being forked. Never blocks.
   [[nodiscard]] pid_t worker_pid(unsigned i) const noexcept {
     const WorkerSlot& s = seg_.slot(i);
@@ -89,6 +95,7 @@ public:
   /// Throws PoolNotRunning when closed.
   void submit(std::size_t n, EncodeRef enc, std::shared_ptr<Sink> sink, std::size_t index) {
     sink->use_helper(reader_);
+    if (idle_wait_.load(std::memory_order_relaxed) && idle_wait_.exchange(false)) seg_.ctl().doorbell.notify();
     std::lock_guard lock(mu_);
     if (closed_) throw PoolNotRunning(broken_ ? broken_why_ : not_running);
     if (pending_.empty() && opt_.retries == 0) {  // with retries, keep a copy: go through pending_
@@ -225,7 +232,7 @@ private:
     return n;
   }
 
-  void send(std::uint32_t cmd) { link_.send(cmd); }
+  void send(std::uint32_t cmd) { spawners_.send(cmd); }
 
   /// The idle worker that went idle last (likely still spinning), else the
   /// one with the fewest tasks in flight below its window; -1 if none.
@@ -336,8 +343,14 @@ private:
   }
 
   void wait_for_work() {
+    // Sleeping past the busy check period (the pool was idle): submit()
+    // clears idle_wait_ and rings, so a spawner death is seen in time.
+    const Clock::time_point due = spawner_check_due();
+    const bool long_wait = due - Clock::now() > spawner_check_period;
+    idle_wait_.store(long_wait, std::memory_order_seq_cst);
     auto ready = [&] {
       if (quit_flag_.load(std::memory_order_acquire)) return true;
+      if (long_wait && !idle_wait_.load(std::memory_order_acquire)) return true;
       if (deferred_flag_.load(std::memory_order_acquire)) return true;
       if (seg_.ctl().events.load(std::memory_order_acquire) != events_seen_) return true;
       for (auto& w : workers_) {
@@ -350,7 +363,8 @@ private:
     };
     // After a wait that timed out with nothing to do, spinning is waste.
     if (!idle_timeout_ && spin_for(parent_spin_ns, ready)) return;
-    idle_timeout_ = !seg_.ctl().doorbell.wait(ready, std::min(next_timeout_check_, next_spawner_check_));
+    idle_timeout_ = !seg_.ctl().doorbell.wait(ready, std::min(next_timeout_check_, due));
+    idle_wait_.store(false, std::memory_order_relaxed);
   }
 
   /// Delivers every result that is there; a corrupt one fails its task.
@@ -425,9 +439,16 @@ private:
 
   /// A worker is gone (reaped by the spawner): deliver what it sent, fail
   /// the task it had begun, requeue the rest, start a replacement.
-  void handle_death(unsigned i) {
+  /// `after` ends the sentence of the WorkerLostError of the task it ran.
+  /// After terminate() it does nothing: every unfinished task fails with
+  /// ClosedError (fail_everything).
+  void handle_death(unsigned i, const std::string& after = " while running this task") {
     Worker& w = workers_[i];
     WorkerSlot& slot = seg_.slot(i);
+    {
+      std::lock_guard lock(mu_);
+      if (terminated_) return;
+    }
     try {
       while (w.results.try_recv_batch([&](std::span<const std::byte> m) { deliver(i, m, true); }, 64) != 0) {
       }
@@ -458,7 +479,7 @@ private:
       idle_cv_.notify_all();
       pump();
     }
-    const auto err = std::make_exception_ptr(WorkerLostError(pid, describe_exit(pid, status)));
+    const auto err = std::make_exception_ptr(WorkerLostError(pid, describe_exit(pid, status, after)));
     for (auto& e : lost) e.sink->on_error(e.index, err);
     for (auto& [e, why] : doomed) e.sink->on_error(e.index, why);
   }
@@ -491,33 +512,80 @@ private:
     take_all(lost);
   }
 
-  /// Looks (every spawner_check_period, while idle) whether the spawner
-  /// exited on its own. Then its workers are dead too (PDEATHSIG) and none
-  /// can be made: every task fails with WorkerLostError naming the spawner,
-  /// and the pool is broken. Its workers are not signalled by pid: nobody
-  /// reaps them for us, so a pid may already be another process's.
+  /// Looks (every spawner_check_period, while idle) whether a spawner died.
+  /// The standby: the active one makes another. The active one: heal().
   void check_spawner() {
     const Clock::time_point now = Clock::now();
-    if (now < next_spawner_check_) return;
+    if (now < spawner_check_due()) return;
     {
       std::lock_guard lock(mu_);
-      // With tasks out, a death must fail their futures soon; an idle pool
-      // (nobody waits) looks 10x less often, so it costs next to no CPU.
-      next_spawner_check_ = now + (outstanding() == 0 ? spawner_idle_check_period : spawner_check_period);
-      if (ending_ || broken_ || !link_.hung_up()) return;
+      last_spawner_check_ = now;
+      if (ending_ || broken_) return;
+      if (!spawners_.active_died()) {
+        spawners_.renew_standby();
+        return;
+      }
     }
-    drain_results(true);  // what the workers sent before they died
+    heal();
+  }
+
+  /// The active spawner died, and its workers with it (PDEATHSIG): what
+  /// they sent is delivered, the standby takes over (spawners.hpp), and each
+  /// slot's loss is handled as a worker's death: the running task fails
+  /// with WorkerLostError, the rest run on the replacement. Without a
+  /// standby the pool is broken: every task fails, submissions throw.
+  void heal() {
+    reader_->lock();
+    drain_results(true);
     std::vector<InFlight> lost;
     std::string why;
+    pid_t dead = 0;
     {
       std::lock_guard lock(mu_);
-      if (ending_ || broken_) return;
-      why = link_.death_message();
-      broken(lost, why);
+      if (ending_ || broken_) return reader_->unlock();
+      dead = spawners_.active_pid();
+      const std::string how = spawners_.bury_active();
+      mark_all_dead();
+      const std::string standby = spawners_.promote();
+      why = "the pool's spawner process " + std::to_string(dead) + " died (" + how + ")";
+      if (!standby.empty()) {
+        why = "mp::Pool: " + why + " and " + standby + "; no process is left that can make workers, so the pool is broken";
+        broken(lost, why);
+        for (auto& w : workers_) w.dead = true;
+      }
       idle_cv_.notify_all();
     }
-    const auto err = std::make_exception_ptr(WorkerLostError(link_.pid(), why));
+    if (lost.empty() && !broken_now()) {
+      for (unsigned i = 0; i < workers_.size(); ++i)
+        handle_death(i, " while running this task: " + why + " and took its workers along; the pool made a new one");
+    }
+    reader_->unlock();
+    const auto err = std::make_exception_ptr(WorkerLostError(dead, why));
     for (auto& e : lost) e.sink->on_error(e.index, err);
+  }
+
+  /// When the result thread next looks at the spawners. With tasks out, a
+  /// death must fail or heal them soon; an idle pool (nobody waits) looks
+  /// 10x less often, so it costs next to no CPU.
+  Clock::time_point spawner_check_due() const {
+    std::lock_guard lock(mu_);
+    return last_spawner_check_ + (outstanding() == 0 ? spawner_idle_check_period : spawner_check_period);
+  }
+
+  bool broken_now() {
+    std::lock_guard lock(mu_);
+    return broken_;
+  }
+
+  /// After the active spawner died: every slot whose worker it had not
+  /// reported dead is dead now (killed with it). Under mu_.
+  void mark_all_dead() {
+    for (unsigned i = 0; i < workers_.size(); ++i) {
+      WorkerSlot& slot = seg_.slot(i);
+      if (slot.state.load() == static_cast<std::uint32_t>(SlotState::dead)) continue;
+      slot.status.store(SIGKILL);  // a wait status: killed by SIGKILL
+      slot.state.store(static_cast<std::uint32_t>(SlotState::dead), std::memory_order_release);
+    }
   }
 
   // ---- shutdown ------------------------------------------------------------
@@ -525,19 +593,12 @@ private:
   void shutdown(SpawnerOp op) {
     {
       std::lock_guard lock(mu_);
-      ending_ = true;  // the spawner's exit from here on is no death
+      ending_ = true;  // the spawners' exit from here on is no death
     }
-    if (link_.open()) {
-      try {
-        send(spawner_command(op));
-      } catch (...) {  // it is gone already: reap it all the same
-      }
-      link_.reap();
-      std::lock_guard lock(mu_);
-      link_.close();
-    }
+    spawners_.end(op);
     {
       std::lock_guard lock(mu_);
+      spawners_.close();
       quit_ = true;
       joined_ = true;
     }
@@ -565,19 +626,20 @@ private:
   std::vector<Worker> workers_;
   std::deque<Pending> pending_;
   std::vector<Pending> retry_;  // a dead worker's task to run again (handle_death, under mu_)
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable idle_cv_;
   bool closed_ = false, stopping_ = false, terminated_ = false, joined_ = false, broken_ = false;
   bool ending_ = false;  // shutdown began: the spawner is told to exit (guarded by mu_)
   bool quit_ = false;    // the result thread should end (guarded by mu_)
   std::string broken_why_;
   std::atomic<bool> quit_flag_{false};
-  SpawnerLink link_;
+  Spawners spawners_;
   std::uint32_t events_seen_ = 0;
   std::uint64_t idle_clock_ = 0;
   // Result thread only: when it next looks for timeouts / a dead spawner.
-  Clock::time_point next_timeout_check_ = Clock::time_point::max(), next_spawner_check_;
+  Clock::time_point next_timeout_check_ = Clock::time_point::max(), last_spawner_check_;
   bool idle_timeout_ = false;  ///< the result thread's last wait timed out
+  std::atomic<bool> idle_wait_{false};  ///< the result thread sleeps as long as an idle pool does
   std::vector<std::pair<InFlight, std::vector<std::byte>>> deferred_;
   std::atomic<bool> deferred_flag_{false};  // deferred_ is not empty (lock-free check)
   std::shared_ptr<ResultReader> reader_;
