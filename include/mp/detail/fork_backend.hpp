@@ -71,7 +71,13 @@ public:
 
   ForkBackend(const ForkBackend&) = delete;
   ForkBackend& operator=(const ForkBackend&) = delete;
-  ~ForkBackend() { terminate(); }
+  ~ForkBackend() {
+    terminate();
+    if (thread_.joinable()) {  // terminate() ran on the result thread (a callback)
+      thread_.join();
+      reader_->detach();
+    }
+  }
 
   [[nodiscard]] unsigned size() const noexcept { return opt_.processes; }
 
@@ -136,6 +142,10 @@ public:
   /// Waits for every queued task, then lets the workers exit and reaps them.
   /// Requires close() first (std::logic_error otherwise). Blocks.
   void join() {
+    if (std::this_thread::get_id() == thread_.get_id())
+      throw std::logic_error(
+          "mp::Pool::join: called from a then() callback, which runs on the pool's result thread; join would wait "
+          "for that thread itself (call close() or terminate() there, and join() from another thread)");
     std::unique_lock lock(mu_);
     if (!closed_) throw std::logic_error("mp::Pool::join: call close() or terminate() first");
     if (joined_) return;
@@ -605,6 +615,9 @@ private:
     quit_flag_.store(true, std::memory_order_seq_cst);
     seg_.ctl().doorbell.notify_always();
     futex_wake_all(reader_->active_word());
+    // From a callback on the result thread: it ends when the callback
+    // returns; the destructor joins it.
+    if (std::this_thread::get_id() == thread_.get_id()) return;
     if (thread_.joinable()) thread_.join();
     reader_->detach();
   }
