@@ -588,6 +588,16 @@ struct NothingLeft {
   }
 };
 
+/// Runs body(seen), which makes pools and adds the pids it saw to `seen`;
+/// then checks that nothing of them is left.
+template <class Body>
+void leaves_nothing(Body body) {
+  NothingLeft before;
+  std::vector<pid_t> seen;
+  body(seen);
+  before.check(seen);
+}
+
 /// Waits until the pool has a new active spawner (not `old`), a standby and
 /// a live worker in every slot (none of them in `old_workers`); returns
 /// whether it did within 10 s. Adds every pid it saw to `seen`.
@@ -627,6 +637,21 @@ pid_t kill_spawner(mp::Pool& pool) {
   return sp;
 }
 
+/// n futures of f(arg(i)) and the value each should have, want(i).
+struct Batch {
+  std::vector<mp::AsyncResult<int>> rs;
+  std::vector<int> want;
+};
+template <class Arg, class Want>
+Batch submit_batch(mp::Pool& pool, int n, int (*f)(int), Arg arg, Want want) {
+  Batch b;
+  for (int i = 0; i < n; ++i) {
+    b.rs.push_back(pool.apply_async(f, arg(i)));
+    b.want.push_back(want(i));
+  }
+  return b;
+}
+
 /// Every future resolves: with its value, or WorkerLostError; counts both.
 std::pair<int, int> values_and_losses(std::vector<mp::AsyncResult<int>>& rs, const std::vector<int>& want) {
   int values = 0, losses = 0;
@@ -642,13 +667,23 @@ std::pair<int, int> values_and_losses(std::vector<mp::AsyncResult<int>>& rs, con
   return {values, losses};
 }
 
+/// Kills the active spawner while batch b runs; checks that every future of
+/// b resolves, at most max_lost of them with WorkerLostError (the tasks the
+/// workers ran). Returns the dead spawner's pid, also added to `seen`.
+pid_t kill_spawner_under(mp::Pool& pool, Batch& b, int max_lost, std::vector<pid_t>& seen) {
+  const pid_t old = kill_spawner(pool);
+  seen.push_back(old);
+  const auto [values, losses] = values_and_losses(b.rs, b.want);
+  CHECK(values + losses == static_cast<int>(b.rs.size()));
+  CHECK(losses <= max_lost);
+  return old;
+}
+
 }  // namespace
 
 TEST_CASE("the spawner killed while the pool is idle: the standby takes over, the pool is whole again",
           "[pool][reliability][heal]") {
-  NothingLeft before;
-  std::vector<pid_t> seen;
-  {
+  leaves_nothing([](std::vector<pid_t>& seen) {
     auto pool = make_pool(2);
     const auto workers = live_worker_pids(*pool);
     seen = workers;
@@ -660,31 +695,19 @@ TEST_CASE("the spawner killed while the pool is idle: the standby takes over, th
     CHECK(pool->apply(square, 7) == 49);
     const auto v = pool->map(square, std::views::iota(0, 1000));
     for (int i = 0; i < 1000; ++i) CHECK(v[static_cast<std::size_t>(i)] == i * i);
-  }
-  before.check(seen);
+  });
 }
 
 TEST_CASE("the spawner killed during a map: each future resolves once, the pool heals and maps correctly",
           "[pool][reliability][heal]") {
-  NothingLeft before;
-  std::vector<pid_t> seen;
-  {
+  leaves_nothing([](std::vector<pid_t>& seen) {
     auto pool = make_pool(3);
     const auto workers = live_worker_pids(*pool);
     seen = workers;
-    std::vector<mp::AsyncResult<int>> rs;
-    std::vector<int> want;
-    for (int i = 0; i < 300; ++i) {
-      rs.push_back(pool->apply_async(sleepy, i % 3));
-      want.push_back(i % 3);
-    }
+    auto b = submit_batch(*pool, 300, sleepy, [](int i) { return i % 3; }, [](int i) { return i % 3; });
     auto m = pool->map_async(sleepy, std::vector<int>(60, 5), 1);
     std::this_thread::sleep_for(20ms);  // let the tasks begin (a pause, not a wait on a result)
-    const pid_t old = kill_spawner(*pool);
-    seen.push_back(old);
-    const auto [values, losses] = values_and_losses(rs, want);
-    CHECK(values + losses == 300);
-    CHECK(losses <= 3);  // at most the task each of the 3 workers ran
+    const pid_t old = kill_spawner_under(*pool, b, 3, seen);
     try {
       const std::vector<int> mv = m.get(20s);
       CHECK(mv == std::vector<int>(60, 5));
@@ -695,8 +718,7 @@ TEST_CASE("the spawner killed during a map: each future resolves once, the pool 
     REQUIRE(healed(*pool, old, workers, seen));
     const auto v = pool->map(square, std::views::iota(0, 10'000));
     for (int i = 0; i < 10'000; ++i) REQUIRE(v[static_cast<std::size_t>(i)] == i * i);
-  }
-  before.check(seen);
+  });
 }
 
 TEST_CASE("the spawner killed while it forks workers: every future resolves, the pool heals",
@@ -711,18 +733,9 @@ TEST_CASE("the spawner killed while it forks workers: every future resolves, the
     auto pool = make_pool(o);
     const auto workers = live_worker_pids(*pool);
     seen.insert(seen.end(), workers.begin(), workers.end());
-    std::vector<mp::AsyncResult<int>> rs;
-    std::vector<int> want;
-    for (int i = 0; i < 200; ++i) {
-      rs.push_back(pool->apply_async(square, i));
-      want.push_back(i * i);
-    }
+    auto b = submit_batch(*pool, 200, square, [](int i) { return i; }, [](int i) { return i * i; });
     std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 20'000)(rng)));
-    const pid_t old = kill_spawner(*pool);
-    seen.push_back(old);
-    const auto [values, losses] = values_and_losses(rs, want);
-    CHECK(values + losses == 200);
-    CHECK(losses <= 2);
+    const pid_t old = kill_spawner_under(*pool, b, 2, seen);
     REQUIRE(healed(*pool, old, {}, seen));
     CHECK(pool->apply(square, 9) == 81);
   }
@@ -761,35 +774,20 @@ TEST_CASE("the spawner killed during terminate(): unfinished futures fail with C
 
 TEST_CASE("the spawner and a worker killed together: each future resolves once, the pool heals",
           "[pool][reliability][heal]") {
-  NothingLeft before;
-  std::vector<pid_t> seen;
-  {
+  leaves_nothing([](std::vector<pid_t>& seen) {
     auto pool = make_pool(2);
     const auto workers = live_worker_pids(*pool);
     seen = workers;
-    std::vector<mp::AsyncResult<int>> rs;
-    std::vector<int> want;
-    for (int i = 0; i < 100; ++i) {
-      rs.push_back(pool->apply_async(sleepy, 2));
-      want.push_back(2);
-    }
-    const pid_t sp = pool->backend().spawner_pid();
-    REQUIRE(kill_child_of(workers[0], sp));
-    const pid_t old = kill_spawner(*pool);
-    seen.push_back(old);
-    const auto [values, losses] = values_and_losses(rs, want);
-    CHECK(values + losses == 100);
-    CHECK(losses <= 2);
+    auto b = submit_batch(*pool, 100, sleepy, [](int) { return 2; }, [](int) { return 2; });
+    REQUIRE(kill_child_of(workers[0], pool->backend().spawner_pid()));
+    const pid_t old = kill_spawner_under(*pool, b, 2, seen);
     REQUIRE(healed(*pool, old, workers, seen));
     CHECK(pool->map(square, std::vector<int>{1, 2, 3}) == std::vector<int>{1, 4, 9});
-  }
-  before.check(seen);
+  });
 }
 
 TEST_CASE("20 rounds of spawner kills on one pool, then a correct map", "[pool][reliability][heal]") {
-  NothingLeft before;
-  std::vector<pid_t> seen;
-  {
+  leaves_nothing([](std::vector<pid_t>& seen) {
     auto pool = make_pool(2);
     for (int round = 0; round < 20; ++round) {
       const auto workers = live_worker_pids(*pool);
@@ -806,14 +804,11 @@ TEST_CASE("20 rounds of spawner kills on one pool, then a correct map", "[pool][
     }
     const auto v = pool->map(square, std::views::iota(0, 5000));
     for (int i = 0; i < 5000; ++i) REQUIRE(v[static_cast<std::size_t>(i)] == i * i);
-  }
-  before.check(seen);
+  });
 }
 
 TEST_CASE("the standby killed: the active spawner makes another", "[pool][reliability][heal]") {
-  NothingLeft before;
-  std::vector<pid_t> seen;
-  {
+  leaves_nothing([](std::vector<pid_t>& seen) {
     auto pool = make_pool(2);
     const auto workers = live_worker_pids(*pool);
     seen = workers;
@@ -829,15 +824,12 @@ TEST_CASE("the standby killed: the active spawner makes another", "[pool][reliab
     seen.push_back(old);
     REQUIRE(healed(*pool, old, workers, seen));
     CHECK(pool->apply(square, 5) == 25);
-  }
-  before.check(seen);
+  });
 }
 
 TEST_CASE("the spawner and its standby killed together: the pool is broken and says why",
           "[pool][reliability][heal]") {
-  NothingLeft before;
-  std::vector<pid_t> seen;
-  {
+  leaves_nothing([](std::vector<pid_t>& seen) {
     auto pool = make_pool(2);
     seen = live_worker_pids(*pool);
     CHECK(pool->apply(square, 3) == 9);
@@ -871,8 +863,7 @@ TEST_CASE("the spawner and its standby killed together: the pool is broken and s
     CHECK_THROWS_AS(pool->map(square, std::views::iota(0, 10)), std::logic_error);
     pool->close();
     pool->join();  // returns: nothing is outstanding
-  }
-  before.check(seen);
+  });
 }
 
 // ---- 5. nothing left behind ----------------------------------------------------------
