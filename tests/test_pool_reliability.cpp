@@ -755,7 +755,7 @@ TEST_CASE("the spawner killed during terminate(): unfinished futures fail with C
     seen.insert(seen.end(), workers.begin(), workers.end());
     seen.push_back(pool->backend().standby_pid());
     std::vector<mp::AsyncResult<int>> rs;
-    for (int i = 0; i < 20; ++i) rs.push_back(pool->apply_async(began_then_sleep, 200));
+    for (int i = 0; i < 20; ++i) rs.push_back(pool->apply_async(began_then_sleep, 5000));
     read_bytes(began[0], 2);  // both workers run a task now
     const pid_t sp = pool->backend().spawner_pid();
     seen.push_back(sp);
@@ -1170,7 +1170,7 @@ TEST_CASE("terminate() from another thread: every unfinished future fails with C
   for (int round = 0; round < 3; ++round) {
     auto pool = make_pool(2);
     std::vector<mp::AsyncResult<int>> rs;
-    for (int i = 0; i < 10; ++i) rs.push_back(pool->apply_async(began_then_sleep, 500));
+    for (int i = 0; i < 10; ++i) rs.push_back(pool->apply_async(began_then_sleep, 5000));
     read_bytes(began[0], 2);  // two tasks run: terminate kills their workers
     std::thread([&] { pool->terminate(); }).join();
     for (auto& r : rs) CHECK_THROWS_AS(r.get(10s), mp::ClosedError);
