@@ -37,7 +37,7 @@
 // Both ignore SIGINT, so Ctrl-C reaches only the parent, which then tears the
 // pool down. The active spawner dies on its own (SIGKILL, OOM): its workers
 // die by PDEATHSIG; the parent reaps it, takes each slot's life lock (so
-// those workers are gone), and has the standby take over (fork_heal.hpp).
+// those workers are gone), and has the standby take over (spawners.hpp).
 #pragma once
 
 #include <array>
