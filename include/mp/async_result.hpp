@@ -61,14 +61,21 @@ public:
   }
 
   /// Asks the pool to cancel this task (every unstarted chunk of a map);
-  /// see AsyncResult::cancel.
-  bool cancel(bool running) const {
+  /// see AsyncResult::cancel. True again once it returned true.
+  bool cancel(bool running) {
+    if (cancelled_.load(std::memory_order_acquire)) return true;
     if (ready() || helper_ == nullptr) return false;
-    return helper_->cancel(this, running);
+    if (!helper_->cancel(this, running)) return false;
+    cancelled_.store(true, std::memory_order_release);
+    // With running: the worker is killed; the state fails now, not once
+    // the rest of a map's chunks ended.
+    if (running) fail(std::make_exception_ptr(CancelledError("mp::AsyncResult::cancel: the task was cancelled")));
+    return true;
   }
 
-  /// Fails the state with e (if still pending). Called once by the pool.
+  /// Fails the state with e if it has not ended yet (else nothing).
   void fail(std::exception_ptr e) noexcept {
+    if (!claim()) return;
     error_ = std::move(e);
     finish(has_error);
   }
@@ -96,6 +103,9 @@ public:
   [[nodiscard]] const std::exception_ptr& error() const noexcept { return error_; }
 
 protected:
+  /// True for the one caller that may set the value or the error.
+  bool claim() noexcept { return !claimed_.exchange(true, std::memory_order_acq_rel); }
+
   void finish(std::uint32_t st) noexcept {
     status_.store(st, std::memory_order_seq_cst);
     if (waiters_.load(std::memory_order_seq_cst) != 0) futex_wake_all(status_);
@@ -140,6 +150,8 @@ private:
   }
 
   std::atomic<bool> has_cb_{false};
+  std::atomic<bool> claimed_{false};    ///< the value or error is being set
+  std::atomic<bool> cancelled_{false};  ///< a cancel() succeeded
   std::mutex cb_mu_;
   std::vector<std::function<void()>> callbacks_;
   std::shared_ptr<WaitHelper> helper_;
@@ -150,6 +162,7 @@ template <class T>
 class ResultState : public StateBase {
 public:
   void set_value(T v) noexcept {
+    if (!claim()) return;
     value_.emplace(std::move(v));
     finish(has_value);
   }
@@ -177,7 +190,9 @@ private:
 template <>
 class ResultState<void> : public StateBase {
 public:
-  void set_value() noexcept { finish(has_value); }
+  void set_value() noexcept {
+    if (claim()) finish(has_value);
+  }
   void on_result(std::size_t, std::span<const std::byte> msg) noexcept override {
     try {
       Reader r(msg);
@@ -271,11 +286,12 @@ public:
   }
 
   /// Cancels the task if it has not started: it is removed and the future
-  /// fails with mp::CancelledError; returns whether that happened. With
-  /// kill_if_running, a task already running is cancelled too, by killing
-  /// its worker (the pool replaces it). A map_async's future cancels every
-  /// chunk not started yet; the map fails with CancelledError once its
-  /// running chunks ended. A task already handed to a worker but not begun
+  /// fails with mp::CancelledError; returns whether that happened (true
+  /// again on a later call). With kill_if_running, a task already running is
+  /// cancelled too, by killing its worker (the pool replaces it), and the
+  /// future fails at once. A map_async's future cancels every chunk not
+  /// started yet; without kill_if_running the map fails with CancelledError
+  /// once its running chunks ended. A task already handed to a worker but not begun
   /// (at most PoolOptions::window per worker) cannot be cancelled, as in
   /// Python's concurrent.futures: false. Blocks only on the pool's lock.
   /// Thread-safe; may be called from a then() callback.
