@@ -212,7 +212,7 @@ TEST_CASE("MpiPool: every worker rank runs tasks, rank 0 none", "[mpi]") {
 
 TEST_CASE("MpiPool: task_timeout and cancel(true) reach the worker ranks", "[mpi][slow]") {
   const auto start = std::chrono::steady_clock::now();
-  CHECK_THROWS_AS(pool->apply(sleep_long, 0), mp::TimeoutError);
+  CHECK_THROWS_AS(pool->apply(sleep_long, 0), mp::TaskTimeoutError);
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(20));
   const std::string path = "/tmp/mp_test_mpi_cancel_" + std::to_string(::getpid());
   auto r = pool->apply_async(announce_and_sleep, path);

@@ -46,7 +46,7 @@ enum MpiTag : int { mpi_task = 1, mpi_cancel, mpi_stop, mpi_kill, mpi_result, mp
 inline constexpr std::size_t mpi_part_bytes = std::size_t{8} << 20;
 
 enum class MpiResultKind : std::uint8_t { result = 0, fault = 1 };
-enum class MpiFault : std::uint8_t { worker_lost, timeout, cancelled, closed };
+enum class MpiFault : std::uint8_t { worker_lost, timeout, cancelled, closed, task_timeout };
 
 /// Bytes of the u64 seq + u8 kind that open a result message.
 inline constexpr std::size_t mpi_result_head = 9;
@@ -121,6 +121,8 @@ inline std::vector<std::byte> mpi_error_message(std::uint64_t seq, const std::ex
     std::rethrow_exception(e);
   } catch (const WorkerLostError& x) {
     return fault(MpiFault::worker_lost, x.pid(), x.what());
+  } catch (const TaskTimeoutError& x) {
+    return fault(MpiFault::task_timeout, 0, x.what());
   } catch (const TimeoutError& x) {
     return fault(MpiFault::timeout, 0, x.what());
   } catch (const CancelledError& x) {
@@ -143,6 +145,7 @@ inline std::exception_ptr mpi_fault_exception(std::span<const std::byte> body) {
   switch (static_cast<MpiFault>(f)) {
     case MpiFault::worker_lost: return std::make_exception_ptr(WorkerLostError(static_cast<pid_t>(pid), what));
     case MpiFault::timeout: return std::make_exception_ptr(TimeoutError(what));
+    case MpiFault::task_timeout: return std::make_exception_ptr(TaskTimeoutError(what));
     case MpiFault::cancelled: return std::make_exception_ptr(CancelledError(what));
     case MpiFault::closed: return std::make_exception_ptr(ClosedError(what));
   }
