@@ -28,6 +28,7 @@
 #include <mp/async_result.hpp>
 #include <mp/cpu_count.hpp>
 #include <mp/detail/fork_backend.hpp>
+#include <mp/detail/machine_local.hpp>
 #include <mp/detail/pool_imap.hpp>
 #include <mp/detail/pool_map.hpp>
 #include <mp/errors.hpp>
@@ -149,6 +150,7 @@ public:
     using Fn = std::decay_t<F>;
     detail::check_callable<Fn>();
     detail::check_params<Fn>();
+    detail::check_reach<Backend, Fn, std::decay_t<Args>...>();
     const Fn& fn = f;
     return submit_apply(fn, detail::wire_args_t<Fn, Args...>{}, args...);
   }
@@ -260,6 +262,7 @@ private:
     using W = detail::item_wire_t<Star, Fn, T>;  // T converted to f's parameter types
     detail::check_callable<Fn>();
     detail::check_params<Fn>();
+    detail::check_reach<Backend, Fn, T>();
     detail::check_argument<W>();
     using R = std::remove_cvref_t<detail::item_result_t<Star, Fn, W>>;
     if constexpr (!std::is_void_v<R>) detail::check_argument<R>();
@@ -313,6 +316,7 @@ private:
     using T = detail::item_wire_t<false, Fn, std::ranges::range_value_t<Rg>>;
     detail::check_callable<Fn>();
     detail::check_params<Fn>();
+    detail::check_reach<Backend, Fn, T>();
     detail::check_argument<T>();
     using R = std::remove_cvref_t<detail::item_result_t<false, Fn, T>>;
     if constexpr (std::is_void_v<R>) {
