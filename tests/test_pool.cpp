@@ -677,6 +677,8 @@ TEST_CASE("a shared object made after the pool throws logic_error in the worker"
   CHECK_THROWS_AS(pool.map(mp::partial(fill_row, late_rows), std::vector<std::size_t>{0, 1}), std::logic_error);
   CHECK(late_rows[0] == 0);
   CHECK(pool.apply(square, 3) == 9);  // the pool is unharmed
+}
+
 // Nested pools: a task is an ordinary forked process, so it may build its own
 // Pool (whose spawner and workers are its children) or start an mp::Process.
 namespace {
@@ -750,4 +752,33 @@ TEST_CASE("nested: killing the worker that runs an inner pool ends that pool's s
   }
   for (pid_t p : pids) CHECK(process_gone(p));
   CHECK(outer.apply(square, 7) == 49);  // the outer pool replaced its worker
+}
+
+namespace {
+
+mp::Pool* g_parent_pool = nullptr;  // set before that pool forks, so its workers hold it too
+int submit_to_parent_pool(int x) { return g_parent_pool->apply(square, x); }
+
+}  // namespace
+
+TEST_CASE("nested: a task or a child process that submits to its parent's pool gets logic_error", "[pool][nested]") {
+  alignas(mp::Pool) static unsigned char storage[sizeof(mp::Pool)];
+  g_parent_pool = reinterpret_cast<mp::Pool*>(storage);
+  mp::Pool& pool = *::new (storage) mp::Pool(2);
+  CHECK_THROWS_AS(pool.apply(submit_to_parent_pool, 3), std::logic_error);
+  CHECK_THROWS_WITH(pool.apply(submit_to_parent_pool, 3), Catch::Matchers::Contains("cannot submit to it"));
+  mp::Process child([&pool] {
+    try {
+      (void)pool.map(square, std::vector<int>{1, 2});
+    } catch (const std::logic_error& e) {
+      std::_Exit(std::string(e.what()).find("make a Pool inside the task") != std::string::npos ? 7 : 3);
+    }
+    std::_Exit(1);
+  });
+  child.start();
+  child.join();
+  CHECK(child.exitcode() == 7);
+  CHECK(pool.apply(square, 4) == 16);  // the pool is unharmed
+  pool.~Pool();
+  g_parent_pool = nullptr;
 }

@@ -20,6 +20,7 @@
 #include <memory>
 #include <ranges>
 #include <stdexcept>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -245,8 +246,20 @@ private:
     return std::max<std::size_t>(1, (n + d - 1) / d);
   }
 
+  /// Throws std::logic_error in any process but the one that made the pool
+  /// (a task, or a child forked after the pool): its copy of the pool has
+  /// none of the pool's threads, so a submission there could never finish.
+  void check_owner() const {
+    if (detail::self_pid() == owner_) return;
+    throw std::logic_error("mp::Pool: this pool belongs to process " + std::to_string(owner_) + ", and process " +
+                           std::to_string(detail::self_pid()) +
+                           " (a task or another child of it) cannot submit to it; make a Pool inside the task "
+                           "instead.");
+  }
+
   template <class Fn, class... Ws, class... Args>
   auto submit_apply(const Fn& fn, detail::ParamList<Ws...> wire, const Args&... args) {
+    check_owner();
     using R = std::invoke_result_t<Fn&, Ws&...>;
     if constexpr (!std::is_void_v<R>) detail::check_argument<std::remove_cvref_t<R>>();
     using T = std::conditional_t<std::is_void_v<R>, void, std::remove_cvref_t<R>>;
@@ -278,6 +291,7 @@ private:
 
   template <bool Star, class Fn, class T, class R, class It>
   AsyncResult<detail::map_result_t<R>> submit_chunks(const Fn& f, It first, std::size_t n, std::size_t chunksize) {
+    check_owner();
     const std::size_t cs = chunksize != 0 ? chunksize : default_chunksize(n);
     const std::size_t chunks = (n + cs - 1) / cs;
     auto st = std::make_shared<detail::MapState<R>>(n, cs, chunks);
@@ -331,6 +345,7 @@ private:
   template <bool Ordered, class Fn, class T, class F, class Rg>
   auto make_imap_range(F&& f, Rg&& range, std::size_t chunksize) {
     detail::check_argument<std::remove_cvref_t<detail::item_result_t<false, Fn, T>>>();
+    check_owner();
     if (!backend_.running()) throw detail::PoolNotRunning(backend_.why_not_running());
     std::size_t cs = chunksize;
     if (cs == 0) {
@@ -346,6 +361,7 @@ private:
                                                              Ordered, 4 * std::size_t{size()});
   }
 
+  pid_t owner_ = detail::self_pid();  ///< the process that made the pool; set before backend_ forks
   Backend backend_;
 };
 
