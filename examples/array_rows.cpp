@@ -4,18 +4,19 @@
 // worker reads them in place through the shared mapping: nothing is
 // serialized or sent, whatever the input's size. Each worker gets only a
 // range of row indices and writes its answers in place into a second
-// mp::Array. With mp::Pool (step 4 below) the same shape is a map over indices:
+// mp::Array. With mp::Pool (step 4 below) the same shape is a map over indices,
+// with the Array bound to the task as an argument:
 //
+//     int count_row(const mp::Array<Row>& rows, std::size_t i);
 //     mp::Array<Row> rows(n);                         // BEFORE the Pool forks its workers
-//     g_rows = &rows;                                 // a global each worker inherits
 //     mp::Pool pool;
-//     auto counts = pool.map([](std::size_t i) { return count_in_range((*g_rows)[i]); },
+//     auto counts = pool.map(mp::partial(count_row, rows),
 //                            std::views::iota(std::size_t{0}, rows.size()), 10'000);
 //
-// The task itself holds no address (mp refuses to send one: a lambda that
-// captures `&rows` does not compile); each worker reads its own copy of the
-// global, inherited through fork, which names the same shared mapping. An
-// Array made after the Pool started is not mapped in its workers.
+// An mp::Array handle travels as the identity of its shared segment, not as
+// its elements: the worker's handle is the same memory. An Array made after
+// the Pool started is not mapped in its workers: using it there throws
+// std::logic_error.
 //
 //   build/dev/examples/array_rows [rows] [workers]
 #include <array>
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include <mp/cpu_count.hpp>
+#include <mp/partial.hpp>
 #include <mp/pool.hpp>
 #include <mp/process.hpp>
 #include <mp/sharedctypes.hpp>
@@ -41,8 +43,8 @@ int count_in_range(const Row& r) {
   return n;
 }
 
-// The input rows, set before the Pool forks its workers (they inherit it).
-const mp::Array<Row>* g_rows = nullptr;
+// The count of row i of a shared array of rows (a pool task).
+int count_row(const mp::Array<Row>& rows, std::size_t i) { return count_in_range(rows[i]); }
 
 }  // namespace
 
@@ -78,14 +80,12 @@ int main(int argc, char** argv) {
     }
   }
 
-  // 4. The same with mp::Pool: a map over indices; each worker reads rows[i]
-  //    in place through the global it inherited when the pool forked it.
+  // 4. The same with mp::Pool: a map over indices; the Array is bound to the
+  //    task with mp::partial, so each worker reads rows[i] in place.
   std::vector<int> pooled;
   {
-    g_rows = &rows;
     mp::Pool pool(static_cast<int>(n_workers));
-    pooled = pool.map([](std::size_t i) { return count_in_range((*g_rows)[i]); },
-                      std::views::iota(std::size_t{0}, n_rows), 10'000);
+    pooled = pool.map(mp::partial(count_row, rows), std::views::iota(std::size_t{0}, n_rows), 10'000);
   }
 
   // 5. Check against a serial pass.

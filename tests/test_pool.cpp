@@ -3,6 +3,11 @@
 #include <catch2/catch.hpp>
 
 #include <mp/pool.hpp>
+#include <mp/barrier.hpp>
+#include <mp/condition.hpp>
+#include <mp/event.hpp>
+#include <mp/semaphore.hpp>
+#include <mp/sharedctypes.hpp>
 
 #include "fork_helpers.hpp"
 
@@ -558,4 +563,92 @@ TEST_CASE("SIGKILL of the process that owns a pool ends its spawner and workers"
   }
   CHECK(all_gone);
   for (pid_t p : pids) CHECK(process_gone(p));
+}
+
+// ---- void map, shared objects as task arguments ----------------------------
+
+namespace {
+
+// Adds x to the shared total; items 7 and 13 throw (when `fail` is set).
+void add_to(mp::Value<long> total, bool fail, int x) {
+  if (fail && (x == 7 || x == 13)) throw std::runtime_error("item " + std::to_string(x));
+  std::lock_guard g(total.get_lock());
+  total.value() += x;
+}
+void add_pair(mp::Value<long> total, int a, int b) { add_to(total, false, a * b); }
+int fill_row(mp::Array<int> out, std::size_t i) { return out[i] = static_cast<int>(i) * 3; }
+void touch_primitives(mp::Event e, mp::Semaphore s, mp::Lock l, mp::Condition c, mp::RLock r, mp::Barrier b) {
+  { std::lock_guard g(l); }
+  { std::lock_guard g(c); }
+  { std::lock_guard g(r); }
+  b.wait();  // a party of one
+  s.release();
+  e.set();
+}
+long read_value(mp::Value<long> v) { return v.load(); }
+
+}  // namespace
+
+TEST_CASE("void map, starmap and map_async run every item", "[pool][void]") {
+  mp::Value<long> total(0);  // before the pool: its workers inherit it
+  mp::Pool pool(2);
+  static_assert(std::is_void_v<decltype(pool.map(mp::partial(add_to, total, false), std::vector<int>{}))>);
+  pool.map(mp::partial(add_to, total, false), std::views::iota(1, 101));
+  CHECK(total.load() == 5050);
+  pool.starmap(mp::partial(add_pair, total), std::vector<std::pair<int, int>>{{2, 3}, {4, 5}});
+  CHECK(total.load() == 5050 + 6 + 20);
+  mp::AsyncResult<void> r = pool.map_async(mp::partial(add_to, total, false), std::vector<int>{1, 2, 3});
+  r.get();
+  CHECK(total.load() == 5082);
+  mp::AsyncResult<void> s = pool.starmap_async(mp::partial(add_pair, total), std::vector<std::pair<int, int>>{{1, 1}});
+  s.get();
+  CHECK(total.load() == 5083);
+}
+
+TEST_CASE("void map rethrows the first error in input order after every chunk ran", "[pool][void]") {
+  mp::Value<long> total(0);  // before the pool: its workers inherit it
+  mp::Pool pool(2);
+  CHECK_THROWS_WITH(pool.map(mp::partial(add_to, total, true), std::views::iota(1, 21), 1), "item 7");
+  CHECK(total.load() == 210 - 7 - 13);  // every other item ran, each in its own chunk
+  auto r = pool.map_async(mp::partial(add_to, total, true), std::views::iota(13, 14));
+  CHECK_THROWS_WITH(r.get(), "item 13");
+}
+
+TEST_CASE("a Value and an Array passed as arguments are the parent's objects", "[pool][shared]") {
+  mp::Value<long> total(0);
+  mp::Array<int> rows(50);
+  mp::Pool pool(2);
+  pool.apply(add_to, total, false, 5);
+  CHECK(total.load() == 5);
+  CHECK(pool.apply(read_value, total) == 5);
+  auto got = pool.map(mp::partial(fill_row, rows), std::views::iota(std::size_t{0}, rows.size()), 7);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    CHECK(rows[i] == static_cast<int>(i) * 3);
+    CHECK(got[i] == rows[i]);
+  }
+}
+
+TEST_CASE("every primitive can be passed to a task", "[pool][shared]") {
+  mp::Event e;
+  mp::Semaphore s(0);
+  mp::Lock l;
+  mp::Condition c;
+  mp::RLock r;
+  mp::Barrier b(1);
+  mp::Pool pool(2);
+  pool.apply(touch_primitives, e, s, l, c, r, b);
+  CHECK(e.is_set());
+  CHECK(s.get_value() == 1);
+}
+
+TEST_CASE("a shared object made after the pool throws logic_error in the worker", "[pool][shared]") {
+  mp::Pool pool(2);
+  CHECK(pool.apply(square, 2) == 4);  // the workers exist
+  mp::Value<long> late(1);
+  CHECK_THROWS_AS(pool.apply(read_value, late), std::logic_error);
+  CHECK_THROWS_WITH(pool.apply(read_value, late), Catch::Matchers::Contains("created after this process was forked"));
+  mp::Array<int> late_rows(4);
+  CHECK_THROWS_AS(pool.map(mp::partial(fill_row, late_rows), std::vector<std::size_t>{0, 1}), std::logic_error);
+  CHECK(late_rows[0] == 0);
+  CHECK(pool.apply(square, 3) == 9);  // the pool is unharmed
 }

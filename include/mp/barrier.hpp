@@ -184,6 +184,10 @@ private:
     return (e & 1u) != 0;
   }
 
+  friend struct detail::HandleAccess;  // sent as its handles (shared_object.hpp)
+  Barrier(detail::HandleTag, detail::SharedObject<detail::BarrierLayout> h0) : s_(std::move(h0)) {}
+  auto mp_handle_fields_() const noexcept { return std::tie(s_); }
+
   detail::SharedObject<detail::BarrierLayout> s_;
 };
 

@@ -140,6 +140,10 @@ private:
     return in_time;
   }
 
+  friend struct detail::HandleAccess;  // sent as its handles (shared_object.hpp)
+  Condition(detail::HandleTag, Lock h0, detail::SharedObject<detail::ConditionLayout> h1) : lock_(std::move(h0)), s_(std::move(h1)) {}
+  auto mp_handle_fields_() const noexcept { return std::tie(lock_, s_); }
+
   Lock lock_;
   detail::SharedObject<detail::ConditionLayout> s_;
 };

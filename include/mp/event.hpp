@@ -110,6 +110,10 @@ private:
     return ::sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) > 1;
   }
 
+  friend struct detail::HandleAccess;  // sent as its handles (shared_object.hpp)
+  Event(detail::HandleTag, detail::SharedObject<detail::EventLayout> h0) : s_(std::move(h0)) {}
+  auto mp_handle_fields_() const noexcept { return std::tie(s_); }
+
   detail::SharedObject<detail::EventLayout> s_;
 };
 

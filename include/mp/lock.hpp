@@ -105,6 +105,10 @@ private:
     return true;
   }
 
+  friend struct detail::HandleAccess;  // sent as its handles (shared_object.hpp)
+  Lock(detail::HandleTag, detail::SharedObject<detail::LockLayout> h0) : s_(std::move(h0)) {}
+  auto mp_handle_fields_() const noexcept { return std::tie(s_); }
+
   detail::SharedObject<detail::LockLayout> s_;
 };
 
@@ -175,6 +179,10 @@ private:
     l.count = 1;
     return true;
   }
+
+  friend struct detail::HandleAccess;  // sent as its handles (shared_object.hpp)
+  RLock(detail::HandleTag, detail::SharedObject<detail::RLockLayout> h0) : s_(std::move(h0)) {}
+  auto mp_handle_fields_() const noexcept { return std::tie(s_); }
 
   detail::SharedObject<detail::RLockLayout> s_;
 };

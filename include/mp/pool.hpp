@@ -31,6 +31,7 @@
 #include <mp/detail/pool_imap.hpp>
 #include <mp/detail/pool_map.hpp>
 #include <mp/errors.hpp>
+#include <mp/partial.hpp>
 
 namespace mp {
 
@@ -46,18 +47,13 @@ template <class F, class... Args>
 Initializer initializer(F&& f, Args&&... args) {
   using Fn = std::decay_t<F>;
   detail::check_callable<Fn>();
-  (detail::check_argument<std::decay_t<Args>>(), ...);
+  detail::check_params<Fn>();
   Initializer init;
   const Fn fn(std::forward<F>(f));
-  const std::tuple<std::decay_t<Args>...> owned(std::forward<Args>(args)...);
-  std::apply(
-      [&](const auto&... a) {
-        detail::build_apply<Fn, std::decay_t<Args>...>(fn, std::tie(a...), [&](std::size_t n, auto& enc) {
-          init.message.resize(n);
-          enc(init.message.data());
-        });
-      },
-      owned);
+  detail::build_apply_as(fn, detail::wire_args_t<Fn, Args...>{}, [&](std::size_t n, auto& enc) {
+    init.message.resize(n);
+    enc(init.message.data());
+  }, args...);
   return init;
 }
 
@@ -150,21 +146,15 @@ public:
   auto apply_async(F&& f, Args&&... args) {
     using Fn = std::decay_t<F>;
     detail::check_callable<Fn>();
-    (detail::check_argument<std::decay_t<Args>>(), ...);
-    using R = std::invoke_result_t<Fn&, std::decay_t<Args>&...>;
-    if constexpr (!std::is_void_v<R>) detail::check_argument<std::remove_cvref_t<R>>();
-    using T = std::conditional_t<std::is_void_v<R>, void, std::remove_cvref_t<R>>;
-    auto st = std::make_shared<detail::ResultState<T>>();
+    detail::check_params<Fn>();
     const Fn& fn = f;
-    detail::build_apply<Fn, std::decay_t<Args>...>(
-        fn, std::tuple<const std::decay_t<Args>&...>(args...),
-        [&](std::size_t n, auto& enc) { backend_.submit(n, enc, st, 0); });
-    return AsyncResult<T>(std::move(st));
+    return submit_apply(fn, detail::wire_args_t<Fn, Args...>{}, args...);
   }
 
-  /// [f(x) for x in range], in order. Blocks; the first exception in input
-  /// order is rethrown after every chunk ended. chunksize 0: ceil(n / (4 *
-  /// size())). Thread-safe.
+  /// [f(x) for x in range], in order (void for a void f, after every item
+  /// ran). Items convert to f's parameter type first. Blocks; the first
+  /// exception in input order is rethrown after every chunk ended. chunksize
+  /// 0: ceil(n / (4 * size())). Thread-safe.
   template <class F, std::ranges::input_range Rg>
   auto map(F&& f, Rg&& range, std::size_t chunksize = 0) {
     return std::move(map_async(std::forward<F>(f), std::forward<Rg>(range), chunksize)).get();
@@ -189,7 +179,8 @@ public:
     return map_impl<true>(std::forward<F>(f), std::forward<Rg>(range), chunksize);
   }
 
-  /// A lazy input range of f(x) in input order. Reads the input only as
+  /// A lazy input range of f(x) in input order (f must return a value: for a
+  /// void f use map). Reads the input only as
   /// results are consumed (a bounded number of chunks in flight); leaving
   /// the loop early abandons the rest. An lvalue range must outlive the
   /// result. Iterating rethrows a task's or the input's exception.
@@ -248,34 +239,49 @@ private:
     return std::max<std::size_t>(1, (n + d - 1) / d);
   }
 
+  template <class Fn, class... Ws, class... Args>
+  auto submit_apply(const Fn& fn, detail::ParamList<Ws...> wire, const Args&... args) {
+    using R = std::invoke_result_t<Fn&, Ws&...>;
+    if constexpr (!std::is_void_v<R>) detail::check_argument<std::remove_cvref_t<R>>();
+    using T = std::conditional_t<std::is_void_v<R>, void, std::remove_cvref_t<R>>;
+    auto st = std::make_shared<detail::ResultState<T>>();
+    detail::build_apply_as(fn, wire, [&](std::size_t n, auto& enc) { backend_.submit(n, enc, st, 0); }, args...);
+    return AsyncResult<T>(std::move(st));
+  }
+
   template <bool Star, class F, class Rg>
   auto map_impl(F&& f, Rg&& range, std::size_t chunksize) {
     using Fn = std::decay_t<F>;
     using T = std::ranges::range_value_t<Rg>;
+    using W = detail::item_wire_t<Star, Fn, T>;  // T converted to f's parameter types
     detail::check_callable<Fn>();
-    detail::check_argument<T>();
-    using R = std::remove_cvref_t<detail::item_result_t<Star, Fn, T>>;
-    static_assert(!std::is_void_v<R>, "mp::Pool::map needs a function that returns a value; use apply_async for void.");
-    detail::check_argument<R>();
-    if constexpr (std::ranges::forward_range<Rg> && std::ranges::sized_range<Rg>) {
-      return submit_chunks<Star, Fn, T, R>(f, std::ranges::begin(range),
+    detail::check_params<Fn>();
+    detail::check_argument<W>();
+    using R = std::remove_cvref_t<detail::item_result_t<Star, Fn, W>>;
+    if constexpr (!std::is_void_v<R>) detail::check_argument<R>();
+    if constexpr (std::is_same_v<W, T> && std::ranges::forward_range<Rg> && std::ranges::sized_range<Rg>) {
+      return submit_chunks<Star, Fn, W, R>(f, std::ranges::begin(range),
                                            static_cast<std::size_t>(std::ranges::size(range)), chunksize);
     } else {
-      std::vector<T> items;  // like Python: an unsized iterable is read into a list first
-      for (auto&& x : range) items.push_back(static_cast<T>(std::forward<decltype(x)>(x)));
-      return submit_chunks<Star, Fn, T, R>(f, items.begin(), items.size(), chunksize);
+      std::vector<W> items;  // like Python: an unsized iterable is read into a list first
+      for (auto&& x : range) items.push_back(detail::to_wire<W>(std::forward<decltype(x)>(x)));
+      return submit_chunks<Star, Fn, W, R>(f, items.begin(), items.size(), chunksize);
     }
   }
 
   template <bool Star, class Fn, class T, class R, class It>
-  AsyncResult<std::vector<R>> submit_chunks(const Fn& f, It first, std::size_t n, std::size_t chunksize) {
+  AsyncResult<detail::map_result_t<R>> submit_chunks(const Fn& f, It first, std::size_t n, std::size_t chunksize) {
     const std::size_t cs = chunksize != 0 ? chunksize : default_chunksize(n);
     const std::size_t chunks = (n + cs - 1) / cs;
     auto st = std::make_shared<detail::MapState<R>>(n, cs, chunks);
     if (n == 0) {
       if (!running()) throw detail::PoolNotRunning(backend_.why_not_running());
-      st->set_value({});
-      return AsyncResult<std::vector<R>>(std::move(st));
+      if constexpr (std::is_void_v<R>) {
+        st->set_value();
+      } else {
+        st->set_value({});
+      }
+      return AsyncResult<detail::map_result_t<R>>(std::move(st));
     }
     std::size_t start = 0;
     try {
@@ -292,7 +298,7 @@ private:
       for (; start < n; start += cs) st->on_error(start, e);  // let the sent chunks finish
       std::rethrow_exception(e);
     }
-    return AsyncResult<std::vector<R>>(std::move(st));
+    return AsyncResult<detail::map_result_t<R>>(std::move(st));
   }
 
   bool running() { return backend_.running(); }
@@ -300,11 +306,23 @@ private:
   template <bool Ordered, class F, class Rg>
   auto make_imap(F&& f, Rg&& range, std::size_t chunksize) {
     using Fn = std::decay_t<F>;
-    using T = std::ranges::range_value_t<Rg>;
+    using T = detail::item_wire_t<false, Fn, std::ranges::range_value_t<Rg>>;
     detail::check_callable<Fn>();
+    detail::check_params<Fn>();
     detail::check_argument<T>();
     using R = std::remove_cvref_t<detail::item_result_t<false, Fn, T>>;
-    detail::check_argument<R>();
+    if constexpr (std::is_void_v<R>) {
+      static_assert(detail::always_false<Fn>,
+                    "mp::Pool::imap and imap_unordered yield f's results, and this f returns void: use "
+                    "pool.map(f, range), which runs every item and rethrows the first error in input order.");
+    } else {
+      return make_imap_range<Ordered, Fn, T>(std::forward<F>(f), std::forward<Rg>(range), chunksize);
+    }
+  }
+
+  template <bool Ordered, class Fn, class T, class F, class Rg>
+  auto make_imap_range(F&& f, Rg&& range, std::size_t chunksize) {
+    detail::check_argument<std::remove_cvref_t<detail::item_result_t<false, Fn, T>>>();
     if (!backend_.running()) throw detail::PoolNotRunning(backend_.why_not_running());
     std::size_t cs = chunksize;
     if (cs == 0) {
@@ -316,8 +334,8 @@ private:
       }
     }
     auto view = std::views::all(std::forward<Rg>(range));
-    return detail::ImapRange<Backend, Fn, decltype(view)>(backend_, Fn(std::forward<F>(f)), std::move(view), cs,
-                                                          Ordered, 4 * std::size_t{size()});
+    return detail::ImapRange<Backend, Fn, decltype(view), T>(backend_, Fn(std::forward<F>(f)), std::move(view), cs,
+                                                             Ordered, 4 * std::size_t{size()});
   }
 
   Backend backend_;

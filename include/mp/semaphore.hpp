@@ -182,6 +182,10 @@ private:
     l.recorded = std::min(sum, l.initial);
   }
 
+  friend struct HandleAccess;  // sent as its handles (shared_object.hpp)
+  SemaphoreCore(HandleTag, SharedObject<SemaphoreLayout> s) : s_(std::move(s)) {}
+  auto mp_handle_fields_() const noexcept { return std::tie(s_); }
+
   SharedObject<SemaphoreLayout> s_;
 };
 
@@ -205,6 +209,8 @@ public:
 
 protected:
   SemaphoreBase(std::uint32_t value, bool bounded) : core_(value, bounded) {}
+  SemaphoreBase(HandleTag, SemaphoreCore core) : core_(std::move(core)) {}
+  auto mp_handle_fields_() const noexcept { return std::tie(core_); }
   SemaphoreCore core_;
 };
 
@@ -224,6 +230,10 @@ public:
   void release() { core_.release("Semaphore"); }
   /// release(), for std::lock_guard / std::unique_lock.
   void unlock() { release(); }
+
+private:
+  friend struct detail::HandleAccess;  // sent as its handles (shared_object.hpp)
+  Semaphore(detail::HandleTag t, detail::SemaphoreCore core) : SemaphoreBase(t, std::move(core)) {}
 };
 
 /// A Semaphore whose count may never exceed its initial value: releasing
@@ -239,6 +249,10 @@ public:
   void release() { core_.release("BoundedSemaphore"); }
   /// release(), for std::lock_guard / std::unique_lock.
   void unlock() { release(); }
+
+private:
+  friend struct detail::HandleAccess;  // sent as its handles (shared_object.hpp)
+  BoundedSemaphore(detail::HandleTag t, detail::SemaphoreCore core) : SemaphoreBase(t, std::move(core)) {}
 };
 
 }  // namespace mp

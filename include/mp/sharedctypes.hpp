@@ -103,6 +103,11 @@ private:
         detail::value_magic, 1, 0, [&](detail::ValueLayout<T>& l) { ::new (static_cast<void*>(l.bytes)) T(init); });
   }
 
+  friend struct detail::HandleAccess;  // sent as its handles (shared_object.hpp)
+  Value(detail::HandleTag, LockT lock, detail::SharedObject<detail::ValueLayout<T>> s)
+      : lock_(std::move(lock)), s_(std::move(s)) {}
+  auto mp_handle_fields_() const noexcept { return std::tie(lock_, s_); }
+
   mutable LockT lock_;
   detail::SharedObject<detail::ValueLayout<T>> s_;
 };
@@ -165,6 +170,11 @@ private:
     return detail::SharedObject<detail::ArrayLayout>::make(detail::array_magic, 1, n * sizeof(T),
                                                            [&](detail::ArrayLayout& l) { l.size = n; });
   }
+
+  friend struct detail::HandleAccess;  // sent as its handles (shared_object.hpp)
+  Array(detail::HandleTag, LockT lock, detail::SharedObject<detail::ArrayLayout> s)
+      : lock_(std::move(lock)), s_(std::move(s)) {}
+  auto mp_handle_fields_() const noexcept { return std::tie(lock_, s_); }
 
   mutable LockT lock_;
   detail::SharedObject<detail::ArrayLayout> s_;

@@ -17,26 +17,35 @@
 
 #include <mp/detail/codec_std.hpp>
 
+#include <exception>
+
 namespace mp::detail {
 
 /// Most fields an aggregate may have to be sent without serialize().
 inline constexpr std::size_t max_aggregate_fields = 32;
 
 // --- counting the fields --------------------------------------------------------
-// The converters are named only in unevaluated operands and have no definitions.
+// The converters are named only in unevaluated operands; their bodies never run
+// (Clang wants them defined when a constexpr constructor of a field uses them).
 
 /// Converts to an lvalue or an xvalue of any type (copyable and reference fields).
 struct AnyRef {
   template <class U>
-  operator U&() const&& noexcept;
+  [[noreturn]] operator U&() const&& noexcept {
+    std::terminate();
+  }
   template <class U>
-  operator U&&() const&& noexcept;
+  [[noreturn]] operator U&&() const&& noexcept {
+    std::terminate();
+  }
 };
 
 /// Converts to a prvalue of any type (move-only and immovable fields).
 struct AnyValue {
   template <class U>
-  operator U() const&& noexcept;
+  [[noreturn]] operator U() const&& noexcept {
+    std::terminate();
+  }
 };
 
 /// Converts only to a base class of T: `T{AnyBaseOf<T>{}}` compiles when T has one.
@@ -44,7 +53,9 @@ template <class T>
 struct AnyBaseOf {
   template <class U>
     requires(std::is_base_of_v<U, T> && !std::is_same_v<U, T>)
-  operator U&() const&& noexcept;
+  [[noreturn]] operator U&() const&& noexcept {
+    std::terminate();
+  }
 };
 
 template <std::size_t, class A>

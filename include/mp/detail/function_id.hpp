@@ -15,6 +15,7 @@
 //
 // The main executable appears in dl_iterate_phdr with an empty name; its path
 // is taken from /proc/self/exe. A null function pointer is the id {0, 0}.
+// Member-function pointers: MemberFunctionId, at the end of this header.
 // Limits: a resolved offset is checked to lie inside an executable segment of
 // the module, not to be the start of a function (a forged id that passes that
 // check is as unsafe as a forged raw pointer); a module unloaded and another
@@ -212,6 +213,52 @@ template <class Fp>
   requires(std::is_pointer_v<Fp> && std::is_function_v<std::remove_pointer_t<Fp>>)
 Fp resolve_function_as(FunctionId id) {
   return std::bit_cast<Fp>(resolve_function(id));
+}
+
+/// Where a member function lives, independent of the load address. Itanium
+/// C++ ABI: a member-function pointer is {ptr, adj}; ptr is the function's
+/// address (non-virtual) or 1 + the byte offset of its vtable slot (virtual,
+/// odd), adj the this-adjustment in bytes. `fn` is function_id(ptr) for a
+/// non-virtual member, {0, ptr} for a virtual one (the slot offset is the
+/// same in every process of the binary), {0, 0} for null.
+struct MemberFunctionId {
+  FunctionId fn;
+  std::int64_t adj;
+  friend bool operator==(const MemberFunctionId&, const MemberFunctionId&) = default;
+};
+
+struct ItaniumMemberPointer {
+  std::uintptr_t ptr;
+  std::ptrdiff_t adj;
+};
+
+template <class M>
+concept member_function_pointer = std::is_member_function_pointer_v<M> && sizeof(M) == sizeof(ItaniumMemberPointer);
+
+/// The id of a member-function pointer. Does not block; thread-safe. Throws
+/// std::invalid_argument when a non-virtual member lies in no loaded module.
+template <member_function_pointer M>
+MemberFunctionId member_function_id(M m) {
+  const auto raw = std::bit_cast<ItaniumMemberPointer>(m);
+  const FunctionId fn = (raw.ptr & 1u) != 0 || raw.ptr == 0 ? FunctionId{0, raw.ptr}
+                                                            : function_id(std::bit_cast<const void*>(raw.ptr));
+  return {fn, static_cast<std::int64_t>(raw.adj)};
+}
+
+/// The member-function pointer `id` names in this process. Does not block;
+/// thread-safe. Throws mp::DecodeError for an id that names no member
+/// function (an even vtable offset, or what resolve_function rejects).
+template <member_function_pointer M>
+M resolve_member_function_as(MemberFunctionId id) {
+  ItaniumMemberPointer raw{0, static_cast<std::ptrdiff_t>(id.adj)};
+  if (id.fn.module == 0) {
+    if (id.fn.offset != 0 && (id.fn.offset & 1u) == 0)
+      throw DecodeError("mp cannot decode a member-function pointer: its vtable slot offset is malformed.");
+    raw.ptr = static_cast<std::uintptr_t>(id.fn.offset);
+  } else {
+    raw.ptr = std::bit_cast<std::uintptr_t>(resolve_function(id.fn));
+  }
+  return std::bit_cast<M>(raw);
 }
 
 }  // namespace mp::detail

@@ -21,9 +21,9 @@ namespace mp::detail {
 inline constexpr std::size_t imap_max_default_chunk = 4096;
 inline constexpr std::size_t imap_streaming_chunk = 1024;
 
-template <class Backend, class Fn, class View>
+/// T: the item type sent (the input's values converted to f's parameter).
+template <class Backend, class Fn, class View, class T = std::ranges::range_value_t<View>>
 class ImapRange {
-  using T = std::ranges::range_value_t<View>;
   using R = std::remove_cvref_t<item_result_t<false, Fn, T>>;
   using Elem = std::conditional_t<std::is_same_v<R, bool>, char, R>;
 
@@ -83,7 +83,7 @@ private:
     while (!exhausted_ && inflight_ < window_) {
       std::vector<T> items;
       items.reserve(cs_);
-      for (; items.size() < cs_ && it_ != std::ranges::end(view_); ++it_) items.push_back(static_cast<T>(*it_));
+      for (; items.size() < cs_ && it_ != std::ranges::end(view_); ++it_) items.push_back(to_wire<T>(*it_));
       if (it_ == std::ranges::end(view_)) exhausted_ = true;
       if (items.empty()) break;
       const std::size_t seq = next_seq_++;

@@ -46,6 +46,15 @@ void build_apply(const F& f, const std::tuple<const Args&...>& args, Submit&& su
   submit(n, enc);
 }
 
+/// build_apply for f(args...) with each argument first converted to the
+/// type it travels as (the ParamList of wire_args_t<F, Args...>).
+template <class F, class... Ws, class... Args, class Submit>
+void build_apply_as(const F& f, ParamList<Ws...>, Submit&& submit, const Args&... args) {
+  (check_argument<Ws>(), ...);
+  auto send = [&](const Ws&... w) { build_apply<F, Ws...>(f, std::tie(w...), submit); };
+  send(as_wire<Ws>(args)...);
+}
+
 /// Whether items of T travel as their object representation (memcpy-able,
 /// every byte pattern valid: an aggregate holding a bool is not).
 template <class T>
@@ -75,8 +84,9 @@ void build_chunk(const F& f, It first, std::size_t count, Submit&& submit) {
   submit(n, enc);
 }
 
-/// Reads a chunk's results into out[0..count): returns false and sets
-/// err/err_index (item index inside the chunk) when the chunk failed.
+/// Reads a chunk's results into out[0..count) (void: checks their count):
+/// returns false and sets err/err_index (item index inside the chunk) when
+/// the chunk failed.
 template <class R>
 bool read_chunk(std::span<const std::byte> msg, R* out, std::size_t count, std::exception_ptr& err,
                 std::uint64_t& err_index) {
@@ -84,7 +94,9 @@ bool read_chunk(std::span<const std::byte> msg, R* out, std::size_t count, std::
   if (!read_status(r, err, err_index)) return false;
   const auto n = r.read<std::uint64_t>();
   if (n != count) r.fail("a chunk result has the wrong number of items");
-  if constexpr (memcpy_wire<R> && !std::is_same_v<R, bool>) {
+  if constexpr (std::is_void_v<R>) {
+    (void)out;
+  } else if constexpr (memcpy_wire<R> && !std::is_same_v<R, bool>) {
     if (n != 0) std::memcpy(static_cast<void*>(out), r.take(count * sizeof(R)), count * sizeof(R));
   } else {
     for (std::size_t k = 0; k < count; ++k) out[k] = r.read<R>();
@@ -93,21 +105,27 @@ bool read_chunk(std::span<const std::byte> msg, R* out, std::size_t count, std::
   return true;
 }
 
-/// map_async's state: the output vector, filled chunk by chunk at each
-/// chunk's offset; the first error in input order wins.
+/// What map_async of a function returning R gives: std::vector<R>, or void.
 template <class R>
-class MapState final : public ResultState<std::vector<R>> {
+using map_result_t = std::conditional_t<std::is_void_v<R>, void, std::vector<R>>;
+
+struct NoOutput {};
+
+/// map_async's state: the output vector (none for void), filled chunk by
+/// chunk at each chunk's offset; the first error in input order wins.
+template <class R>
+class MapState final : public ResultState<map_result_t<R>> {
 public:
   MapState(std::size_t n, std::size_t chunksize, std::size_t chunks)
-      : out_(n), chunksize_(chunksize), remaining_(chunks) {}
+      : out_(make_out(n)), n_(n), chunksize_(chunksize), remaining_(chunks) {}
 
   void on_result(std::size_t start, std::span<const std::byte> msg) noexcept override {
     std::exception_ptr err;
     std::uint64_t idx = 0;
     try {
-      if (start >= out_.size()) throw DecodeError("mp: a chunk result for an unknown chunk");
-      const std::size_t count = std::min(chunksize_, out_.size() - start);
-      if (!read_chunk<R>(msg, out_.data() + start, count, err, idx)) return chunk_failed(start + idx, err);
+      if (start >= n_) throw DecodeError("mp: a chunk result for an unknown chunk");
+      const std::size_t count = std::min(chunksize_, n_ - start);
+      if (!read_chunk<R>(msg, out_at(start), count, err, idx)) return chunk_failed(start + idx, err);
     } catch (...) {
       return chunk_failed(start, std::current_exception());
     }
@@ -116,6 +134,21 @@ public:
   void on_error(std::size_t start, std::exception_ptr e) noexcept override { chunk_failed(start, e); }
 
 private:
+  using Out = std::conditional_t<std::is_void_v<R>, NoOutput, std::vector<R>>;
+  static Out make_out(std::size_t n) {
+    if constexpr (std::is_void_v<R>) {
+      return {};
+    } else {
+      return Out(n);
+    }
+  }
+  R* out_at(std::size_t start) noexcept {
+    if constexpr (std::is_void_v<R>) {
+      return nullptr;
+    } else {
+      return out_.data() + start;
+    }
+  }
   void chunk_failed(std::size_t pos, std::exception_ptr e) noexcept {
     {
       std::lock_guard<std::mutex> g(m_);
@@ -139,12 +172,15 @@ private:
     }
     if (err) {
       this->fail(err);
+    } else if constexpr (std::is_void_v<R>) {
+      this->set_value();
     } else {
       this->set_value(std::move(out_));
     }
   }
 
-  std::vector<R> out_;
+  [[no_unique_address]] Out out_;
+  std::size_t n_;
   std::size_t chunksize_;
   std::mutex m_;  ///< guards remaining_, err_pos_, err_
   std::size_t remaining_;

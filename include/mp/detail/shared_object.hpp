@@ -13,6 +13,18 @@
 //              |   RobustMutex, counters; never pointers)   |
 //              | [trailing bytes, e.g. Array<T>'s elements] |
 //              +-------------------------------------------+
+//
+// Handles as task arguments. A handle travels as an identity: per segment,
+// its base address and a creation serial (creator's pid << 32 | a counter).
+// Every process keeps a registry of the segments it created; a forked child
+// inherits the registry with the mappings, so the registry of a process
+// lists exactly the segments mapped in it. Decoding looks the identity up in
+// the registry before it touches the address, and checks the segment
+// header's magic: an object made after the decoding process was forked (a
+// Value made after the Pool's workers started) is not mapped there, and
+// decoding it throws std::logic_error instead of reading unmapped memory.
+// Each primitive opts in with a private mp_handle_fields_() (its
+// SharedObjects and nested handles) and a HandleTag constructor from them.
 #pragma once
 
 #include <cerrno>
@@ -20,6 +32,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <atomic>
 #include <memory>
 #include <new>
@@ -29,9 +42,67 @@
 #include <unistd.h>
 #include <utility>
 
+#include <algorithm>
+#include <mutex>
+#include <stdexcept>
+#include <tuple>
+#include <unordered_map>
+
+#include <mp/detail/codec_traits.hpp>
 #include <mp/detail/shm.hpp>
 
 namespace mp::detail {
+
+inline pid_t self_pid() noexcept;
+
+/// The segments of SharedObjects this process created or inherited through
+/// fork. The lock is taken around fork (pthread_atfork), so a child never
+/// inherits it held. Thread-safe.
+class SegmentRegistry {
+public:
+  struct Entry {
+    std::uint64_t serial;
+    std::uint64_t magic;
+    std::weak_ptr<Segment> seg;
+  };
+
+  static SegmentRegistry& instance() {
+    static SegmentRegistry* r = new SegmentRegistry;  // never destroyed: used by exit-time destructors
+    return *r;
+  }
+
+  /// Records seg (made by this process) and returns its serial.
+  std::uint64_t add(const std::shared_ptr<Segment>& seg, std::uint64_t magic) {
+    std::lock_guard g(m_);
+    const std::uint64_t serial = (static_cast<std::uint64_t>(self_pid()) << 32) | (++counter_ & 0xffffffffu);
+    entries_[reinterpret_cast<std::uintptr_t>(seg->base())] = Entry{serial, magic, seg};
+    return serial;
+  }
+
+  /// Forgets the segment at base (it is being unmapped). Never throws.
+  void remove(const void* base) noexcept {
+    std::lock_guard g(m_);
+    entries_.erase(reinterpret_cast<std::uintptr_t>(base));
+  }
+
+  /// The segment with this identity, or null when it is not mapped here.
+  std::shared_ptr<Segment> find(std::uintptr_t base, std::uint64_t serial, std::uint64_t magic) {
+    std::lock_guard g(m_);
+    const auto it = entries_.find(base);
+    if (it == entries_.end() || it->second.serial != serial || it->second.magic != magic) return nullptr;
+    std::shared_ptr<Segment> seg = it->second.seg.lock();
+    if (!seg || seg->header().magic.load(std::memory_order_acquire) != magic) return nullptr;
+    return seg;
+  }
+
+private:
+  SegmentRegistry() {
+    ::pthread_atfork([] { instance().m_.lock(); }, [] { instance().m_.unlock(); }, [] { instance().m_.unlock(); });
+  }
+  std::mutex m_;
+  std::uint64_t counter_ = 0;
+  std::unordered_map<std::uintptr_t, Entry> entries_;  ///< by segment base address
+};
 
 /// A handle to a layout L placed in its own anonymous shared segment.
 /// Copyable; copies refer to the same shared object. Not thread-safe to
@@ -49,14 +120,43 @@ public:
   /// whatever init throws.
   template <class Init>
   static SharedObject make(std::uint64_t magic, std::uint32_t version, std::size_t extra, Init&& init) {
-    auto seg = std::make_shared<Segment>(Segment::anonymous(segment_data_offset + sizeof(L) + extra));
+    std::shared_ptr<Segment> seg(new Segment(Segment::anonymous(segment_data_offset + sizeof(L) + extra)),
+                                 [](Segment* p) {
+                                   SegmentRegistry::instance().remove(p->base());
+                                   delete p;
+                                 });
     L* obj = ::new (static_cast<void*>(seg->base() + segment_data_offset)) L{};
     init(*obj);
     seg->publish(magic, version);
     SharedObject s;
+    s.serial_ = SegmentRegistry::instance().add(seg, magic);
+    s.magic_ = magic;
     s.seg_ = std::move(seg);
     s.obj_ = obj;
     return s;
+  }
+
+  /// The handle of the segment with this identity, mapped in this process.
+  /// Throws std::logic_error when it is not (made after this process was
+  /// forked, or already destroyed). Never touches an unregistered address.
+  static SharedObject find(std::uintptr_t base, std::uint64_t serial, std::uint64_t magic) {
+    std::shared_ptr<Segment> seg = SegmentRegistry::instance().find(base, serial, magic);
+    if (!seg || seg->size() < segment_data_offset + sizeof(L))
+      throw std::logic_error(
+          "mp: a shared object (mp::Value, mp::Array, mp::Lock, ...) was sent to a process where it does not "
+          "exist: it was created after this process was forked (after the Pool's workers started), or it was "
+          "destroyed. Create shared objects before the Pool or Process that uses them.");
+    SharedObject s;
+    s.serial_ = serial;
+    s.magic_ = magic;
+    s.obj_ = std::launder(reinterpret_cast<L*>(seg->base() + segment_data_offset));
+    s.seg_ = std::move(seg);
+    return s;
+  }
+
+  /// The identity a handle travels as: segment base, serial, magic.
+  [[nodiscard]] std::tuple<std::uint64_t, std::uint64_t, std::uint64_t> identity() const noexcept {
+    return {reinterpret_cast<std::uintptr_t>(seg_ ? seg_->base() : nullptr), serial_, magic_};
   }
 
   [[nodiscard]] L* get() const noexcept { return obj_; }
@@ -71,7 +171,27 @@ public:
 private:
   std::shared_ptr<Segment> seg_;
   L* obj_ = nullptr;
+  std::uint64_t serial_ = 0;
+  std::uint64_t magic_ = 0;
 };
+
+struct HandleTag {};
+
+/// Reaches a primitive's private handle fields and HandleTag constructor.
+struct HandleAccess {
+  template <class T>
+  static auto fields(const T& t) noexcept -> decltype(t.mp_handle_fields_()) {
+    return t.mp_handle_fields_();
+  }
+  template <class T, class... H>
+  static T make(H&&... h) {
+    return T(HandleTag{}, std::forward<H>(h)...);
+  }
+};
+
+/// A primitive made of shared-object handles (Lock, Value, ...).
+template <class T>
+concept shared_handle = requires(const T& t) { HandleAccess::fields(t); };
 
 /// getpid() and gettid() without a system call per use: glibc caches
 /// neither, and a Lock records its owner on every acquire. A pthread_atfork
@@ -124,3 +244,52 @@ inline bool pid_alive(pid_t pid) noexcept {
 }
 
 }  // namespace mp::detail
+
+namespace mp {
+
+/// A SharedObject travels as its identity (see the top of this header).
+template <class L>
+struct codec<detail::SharedObject<L>> {
+  using S = detail::SharedObject<L>;
+  static std::size_t size(const S&) { return 3 * sizeof(std::uint64_t); }
+  static std::byte* encode(std::byte* out, const S& s) {
+    const auto id = s.identity();
+    if (std::get<0>(id) == 0) throw std::invalid_argument("mp cannot send an empty shared-object handle.");
+    const std::uint64_t w[3] = {std::get<0>(id), std::get<1>(id), std::get<2>(id)};
+    std::memcpy(out, w, sizeof w);
+    return out + sizeof w;
+  }
+  static S decode(detail::Reader& r) {
+    const auto base = r.read_raw<std::uint64_t>();
+    const auto serial = r.read_raw<std::uint64_t>();
+    const auto magic = r.read_raw<std::uint64_t>();
+    return S::find(static_cast<std::uintptr_t>(base), serial, magic);
+  }
+};
+
+/// A primitive (Lock, Event, Value, Array, ...) travels as its handles: the
+/// worker's copy is the same shared object.
+template <class T>
+  requires detail::shared_handle<T>
+struct codec<T> {
+  using Fields = decltype(detail::HandleAccess::fields(std::declval<const T&>()));
+  static std::size_t size(const T& t) {
+    return std::apply([](const auto&... f) { return (std::size_t{0} + ... + detail::encoded_size(f)); },
+                      detail::HandleAccess::fields(t));
+  }
+  static std::byte* encode(std::byte* out, const T& t) {
+    std::apply([&](const auto&... f) { ((out = detail::encode_to(out, f)), ...); }, detail::HandleAccess::fields(t));
+    return out;
+  }
+  static T decode(detail::Reader& r) { return decode_fields(r, std::make_index_sequence<std::tuple_size_v<Fields>>{}); }
+
+private:
+  template <std::size_t... I>
+  static T decode_fields(detail::Reader& r, std::index_sequence<I...>) {
+    std::tuple<std::remove_cvref_t<std::tuple_element_t<I, Fields>>...> f{
+        r.read<std::remove_cvref_t<std::tuple_element_t<I, Fields>>>()...};
+    return std::apply([](auto&... h) { return detail::HandleAccess::make<T>(std::move(h)...); }, f);
+  }
+};
+
+}  // namespace mp
