@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <chrono>
 #include <csignal>
@@ -36,6 +37,7 @@ int square(int x) { return x * x; }
 int add(int a, int b) { return a + b; }
 int identity(int x) { return x; }
 void nothing(int) {}
+void nothing2(int, int) {}
 int my_pid(int) { return static_cast<int>(::getpid()); }
 std::string repeat(std::string s, int n) {
   std::string out;
@@ -333,8 +335,7 @@ TEST_CASE("AsyncResult: get(timeout), wait(timeout), ready, successful, then", "
     in_then = false;
     rs.push_back(r);
   }
-  for (auto& r : rs) r.wait();
-  std::this_thread::sleep_for(20ms);  // callbacks run on the result thread right after completion
+  for (auto& r : rs) r.wait();  // callbacks run before the results are ready
   CHECK(ok == 19);
   CHECK(err == 1);
   CHECK(on_waiter == 0);
@@ -345,7 +346,6 @@ TEST_CASE("AsyncResult: get(timeout), wait(timeout), ready, successful, then", "
   std::atomic<int> total{0};
   m.then([&](const std::vector<int>& v) { total = v[0] + v[1] + v[2]; });
   m.wait();
-  std::this_thread::sleep_for(20ms);
   CHECK(total == 14);
 }
 
@@ -651,4 +651,83 @@ TEST_CASE("a shared object made after the pool throws logic_error in the worker"
   CHECK_THROWS_AS(pool.map(mp::partial(fill_row, late_rows), std::vector<std::size_t>{0, 1}), std::logic_error);
   CHECK(late_rows[0] == 0);
   CHECK(pool.apply(square, 3) == 9);  // the pool is unharmed
+}
+
+namespace {
+int to_int(std::string s) { return std::stoi(s); }
+std::string tag(std::string s, int n, char c) { return s + std::to_string(n) + c; }
+}  // namespace
+
+// CPython's _TestPool.test_map_async_callbacks: results collected in a
+// callback are there once wait() returns, every time.
+TEST_CASE("map_async callbacks have run when wait() returns", "[pool][async][callbacks]") {
+  mp::Pool pool(2);
+  for (int round = 0; round < 200; ++round) {
+    std::mutex mu;
+    std::vector<std::vector<int>> values;
+    std::vector<std::exception_ptr> errors;
+    auto append = [&](const std::vector<int>& v) {
+      std::lock_guard lock(mu);
+      values.push_back(v);
+    };
+    auto append_error = [&](std::exception_ptr e) {
+      std::lock_guard lock(mu);
+      errors.push_back(e);
+    };
+    pool.map_async(to_int, std::vector<std::string>{"1"}).then(append, append_error).wait();
+    REQUIRE(values.size() == 1);
+    CHECK(values[0] == std::vector<int>{1});
+    pool.map_async(to_int, std::vector<std::string>{"a"}).then(append, append_error).wait();
+    REQUIRE(errors.size() == 1);
+    CHECK_THROWS_AS(std::rethrow_exception(errors[0]), std::invalid_argument);
+  }
+}
+
+TEST_CASE("istarmap and istarmap_unordered: the lazy starmap", "[pool][imap]") {
+  mp::Pool pool(3);
+  check_sizes(pool, [&](const std::vector<int>& in, std::size_t cs) {
+    std::vector<std::tuple<int, int>> pairs;
+    std::vector<int> sums;
+    for (int x : in) {
+      pairs.emplace_back(x, 1);
+      sums.push_back(x + 1);
+    }
+    std::vector<int> got;
+    for (int v : pool.istarmap(add, pairs, cs)) got.push_back(v);
+    CHECK(got == sums);
+    got.clear();
+    for (int v : pool.istarmap_unordered(add, pairs, cs)) got.push_back(v);
+    std::sort(got.begin(), got.end());
+    CHECK(got == sums);
+  });
+  // Unsized input, conversion of each element to f's parameter types.
+  auto rows = std::views::iota(0, 50) | std::views::transform([](int i) { return std::tuple("r", i, 'x'); });
+  std::vector<std::string> got;
+  for (const std::string& v : pool.istarmap(tag, rows)) got.push_back(v);
+  REQUIRE(got.size() == 50);
+  CHECK(got[7] == "r7x");
+  std::vector<std::pair<int, int>> bad{{1, 1}, {2, 0}, {3, 3}};
+  auto divide = [](int a, int b) {
+    if (b == 0) throw std::domain_error("division by zero");
+    return a / b;
+  };
+  auto quotients = pool.istarmap(divide, bad, 1);
+  auto it = quotients.begin();
+  CHECK(*it == 1);
+  CHECK_THROWS_AS(++it, std::domain_error);
+}
+
+TEST_CASE("map over several ranges zips them and stops at the shortest", "[pool]") {
+  mp::Pool pool(2);
+  const std::vector<int> a{1, 2, 3, 4};
+  CHECK(pool.map(add, a, std::views::iota(10, 13)) == std::vector<int>{11, 13, 15});
+  CHECK(pool.map_async(add, std::views::iota(0, 1000), a).get() == std::vector<int>{1, 3, 5, 7});
+  std::vector<std::string> words{"a", "b"};
+  CHECK(pool.map(tag, words, a, std::string("!?")) == std::vector<std::string>{"a1!", "b2?"});
+  CHECK(pool.map(add, a, std::vector<int>{}).empty());
+  CHECK(pool.map(square, a, 2) == std::vector<int>{1, 4, 9, 16});  // one range and a chunksize
+  std::atomic<int> n{0};
+  pool.map(nothing2, a, a);
+  n = static_cast<int>(pool.map(add, std::vector<long>{1, 2}, std::vector<short>{3, 4}).size());
+  CHECK(n == 2);
 }
