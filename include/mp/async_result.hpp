@@ -65,14 +65,21 @@ public:
   }
 
   /// Asks the pool to cancel this task (every unstarted chunk of a map);
-  /// see AsyncResult::cancel.
-  bool cancel(bool running) const {
+  /// see AsyncResult::cancel. True again once it returned true.
+  bool cancel(bool running) {
+    if (cancelled_.load(std::memory_order_acquire)) return true;
     if (outcome() != pending || helper_ == nullptr) return false;
-    return helper_->cancel(this, running);
+    if (!helper_->cancel(this, running)) return false;
+    cancelled_.store(true, std::memory_order_release);
+    // With running: the worker is killed; the state fails now, not once
+    // the rest of a map's chunks ended.
+    if (running) fail(std::make_exception_ptr(CancelledError("mp::AsyncResult::cancel: the task was cancelled")));
+    return true;
   }
 
-  /// Fails the state with e (if still pending). Called once by the pool.
+  /// Fails the state with e if it has not ended yet (else nothing).
   void fail(std::exception_ptr e) noexcept {
+    if (!claim()) return;
     error_ = std::move(e);
     finish(has_error);
   }
@@ -102,8 +109,13 @@ public:
   /// The decided status: set before the callbacks run (what they read).
   [[nodiscard]] std::uint32_t outcome() const noexcept { return outcome_.load(std::memory_order_acquire); }
   [[nodiscard]] const std::exception_ptr& error() const noexcept { return error_; }
+  /// Whether a cancel() succeeded (the state may still be pending).
+  [[nodiscard]] bool cancel_requested() const noexcept { return cancelled_.load(std::memory_order_acquire); }
 
 protected:
+  /// True for the one caller that may set the value or the error.
+  bool claim() noexcept { return !claimed_.exchange(true, std::memory_order_acq_rel); }
+
   /// Decides the outcome, runs the callbacks, then publishes st and wakes
   /// the waiters.
   void finish(std::uint32_t st) noexcept {
@@ -154,6 +166,8 @@ private:
   }
 
   std::atomic<bool> has_cb_{false};
+  std::atomic<bool> claimed_{false};    ///< the value or error is being set
+  std::atomic<bool> cancelled_{false};  ///< a cancel() succeeded
   std::mutex cb_mu_;
   bool cb_done_ = false;  ///< guarded by cb_mu_: the callbacks ran
   std::vector<std::function<void()>> callbacks_;
@@ -165,6 +179,7 @@ template <class T>
 class ResultState : public StateBase {
 public:
   void set_value(T v) noexcept {
+    if (!claim()) return;
     value_.emplace(std::move(v));
     finish(has_value);
   }
@@ -192,7 +207,9 @@ private:
 template <>
 class ResultState<void> : public StateBase {
 public:
-  void set_value() noexcept { finish(has_value); }
+  void set_value() noexcept {
+    if (claim()) finish(has_value);
+  }
   void on_result(std::size_t, std::span<const std::byte> msg) noexcept override {
     try {
       Reader r(msg);
@@ -264,10 +281,10 @@ public:
   /// Never blocks.
   [[nodiscard]] bool done() const noexcept { return ready(); }
 
-  /// Whether the task was submitted and has not ended: queued or running,
-  /// as the pool does not tell the parent when a worker starts a task.
-  /// Never blocks.
-  [[nodiscard]] bool running() const noexcept { return valid() && !ready(); }
+  /// Whether the task was submitted, has not ended and no cancel() of it
+  /// succeeded: queued or running, as the pool does not tell the parent
+  /// when a worker starts a task. Never blocks.
+  [[nodiscard]] bool running() const noexcept { return valid() && !ready() && !st_->cancel_requested(); }
 
   /// Whether the task ended with mp::CancelledError (cancel() succeeded; a
   /// map cancelled without killing fails once its running chunks ended).
@@ -331,11 +348,12 @@ public:
   }
 
   /// Cancels the task if it has not started: it is removed and the future
-  /// fails with mp::CancelledError; returns whether that happened. With
-  /// kill_if_running, a task already running is cancelled too, by killing
-  /// its worker (the pool replaces it). A map_async's future cancels every
-  /// chunk not started yet; the map fails with CancelledError once its
-  /// running chunks ended. A task already handed to a worker but not begun
+  /// fails with mp::CancelledError; returns whether that happened (true
+  /// again on a later call). With kill_if_running, a task already running is
+  /// cancelled too, by killing its worker (the pool replaces it), and the
+  /// future fails at once. A map_async's future cancels every chunk not
+  /// started yet; without kill_if_running the map fails with CancelledError
+  /// once its running chunks ended. A task already handed to a worker but not begun
   /// (at most PoolOptions::window per worker) cannot be cancelled, as in
   /// Python's concurrent.futures: false. Blocks only on the pool's lock.
   /// Thread-safe; may be called from a then() callback.

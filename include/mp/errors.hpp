@@ -28,6 +28,13 @@ public:
   using Error::Error;
 };
 
+/// A pool task ran longer than PoolOptions::task_timeout; its worker was
+/// killed and replaced.
+class TaskTimeoutError : public TimeoutError {
+public:
+  using TimeoutError::TimeoutError;
+};
+
 /// Bytes that do not decode as the type asked for: truncated, malformed or
 /// corrupt input. Never undefined behaviour.
 class DecodeError : public Error {

@@ -74,7 +74,7 @@ struct PoolOptions {
   /// about 1 ms of its work (up to 8192 tasks). More wait in the parent.
   unsigned window = 64;
   /// A task (a map chunk counts as one) running longer than this has its
-  /// worker killed and replaced; its future fails with mp::TimeoutError.
+  /// worker killed and replaced; its future fails with mp::TaskTimeoutError.
   /// 0 = no limit. Checked every ~timeout/4 (at most 10 ms apart).
   std::chrono::milliseconds task_timeout{0};
   /// Times a task whose worker died is run again elsewhere before its future
@@ -223,15 +223,17 @@ public:
   }
 
   /// No more submissions (they throw std::logic_error); queued tasks still
-  /// run. Never blocks. Thread-safe.
+  /// run. Never blocks. Thread-safe; may be called from a then() callback.
   void close() { backend_.close(); }
 
   /// Waits for every queued task and the workers' exit. Requires close() or
-  /// terminate() first (std::logic_error otherwise). Blocks.
+  /// terminate() first (std::logic_error otherwise). Blocks. From a then()
+  /// callback it would wait for itself: std::logic_error.
   void join() { backend_.join(); }
 
   /// Kills the workers now; unfinished tasks fail with mp::ClosedError.
-  /// Blocks only while the workers are reaped. Thread-safe, idempotent.
+  /// Blocks only while the workers are reaped. Thread-safe, idempotent; may
+  /// be called from a then() callback.
   void terminate() { backend_.terminate(); }
 
   /// The backend (for tests and for backends with extra controls).

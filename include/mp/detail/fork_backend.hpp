@@ -2,7 +2,9 @@
 // task messages onto per-worker channels, reads results on one thread, and
 // turns a worker's death into WorkerLostError for the task it was running.
 //
-// It implements the backend seam described in backend.hpp.
+// It implements the backend seam described in backend.hpp. This file holds
+// the class, scheduling and shutdown; the result thread's members are in
+// fork_results.hpp, fault handling in fork_faults.hpp.
 //
 // Bookkeeping (under mu_): per worker a FIFO of in-flight tasks (a Worker,
 // pool_worker.hpp); beyond a window per worker (at least
@@ -18,9 +20,10 @@
 // unstarted ones go back to the front of the pending deque, a replacement
 // is spawned. A task past task_timeout, or cancel(true): the spawner is told
 // to kill that slot's worker (kill_worker), and the death is then reported
-// as TimeoutError / CancelledError. The spawner's own death (its socket
-// hangs up; checked every 100 ms while tasks are out, every second while
-// the pool is idle): every task fails, the pool is broken.
+// as TaskTimeoutError / CancelledError. The spawner's own death (checked
+// every 100 ms while tasks are out, every second while the pool is idle):
+// the standby spawner takes over and the lost workers are handled as
+// deaths; with no standby left every task fails and the pool is broken.
 #pragma once
 
 #include <algorithm>
@@ -42,7 +45,7 @@
 #include <mp/detail/pool_layout.hpp>
 #include <mp/detail/pool_reader.hpp>
 #include <mp/detail/pool_worker.hpp>
-#include <mp/detail/spawner.hpp>
+#include <mp/detail/spawners.hpp>
 #include <mp/detail/task.hpp>
 #include <mp/errors.hpp>
 
@@ -51,21 +54,19 @@ namespace mp::detail {
 class ForkBackend {
 public:
   explicit ForkBackend(const BackendOptions& o)
-      : opt_(o), seg_(o.processes, o.channel_capacity), workers_(o.processes) {
+      : opt_(o), seg_(o.processes, o.channel_capacity), workers_(o.processes), spawners_(seg_, [this](unsigned i) {
+          return worker_main(seg_, i, opt_.initializer,
+                             WorkerLimits{opt_.maxtasksperchild, opt_.memory_limit, opt_.max_result_bytes,
+                                          opt_.task_timeout > Clock::duration::zero()});
+        }) {
     for (unsigned i = 0; i < o.processes; ++i) {
       workers_[i].tasks = seg_.task_channel(i);
       workers_[i].results = seg_.result_channel(i);
       workers_[i].slot = &seg_.slot(i);
     }
-    auto [pid, fd] = start_spawner(seg_, [this](unsigned i) {
-      return worker_main(seg_, i, opt_.initializer,
-                         WorkerLimits{opt_.maxtasksperchild, opt_.memory_limit, opt_.max_result_bytes,
-                                      opt_.task_timeout > Clock::duration::zero()});
-    });
-    link_ = SpawnerLink(pid, fd);
     for (unsigned i = 0; i < o.processes; ++i) send(spawner_command(SpawnerOp::spawn, i));
     if (opt_.task_timeout > Clock::duration::zero()) next_timeout_check_ = Clock::time_point::min();
-    next_spawner_check_ = Clock::now() + spawner_check_period;
+    last_spawner_check_ = Clock::now();
     reader_ = std::make_shared<ResultReader>([this] { return help_drain(); },
                                              [this](const Sink* s, bool running) { return cancel(s, running); });
     thread_ = std::thread([this] { result_loop(); });
@@ -73,12 +74,26 @@ public:
 
   ForkBackend(const ForkBackend&) = delete;
   ForkBackend& operator=(const ForkBackend&) = delete;
-  ~ForkBackend() { terminate(); }
+  ~ForkBackend() {
+    terminate();
+    if (thread_.joinable()) {  // terminate() ran on the result thread (a callback)
+      thread_.join();
+      reader_->detach();
+    }
+  }
 
   [[nodiscard]] unsigned size() const noexcept { return opt_.processes; }
 
-  /// The spawner's pid (-1 once it was reaped). For tests and diagnostics.
-  [[nodiscard]] pid_t spawner_pid() const noexcept { return link_.pid(); }
+  /// The active spawner's pid (-1 once it was reaped). For tests and diagnostics.
+  [[nodiscard]] pid_t spawner_pid() const {
+    std::lock_guard lock(mu_);
+    return spawners_.active_pid();
+  }
+  /// The standby spawner's pid (-1 when there is none). For tests and diagnostics.
+  [[nodiscard]] pid_t standby_pid() const {
+    std::lock_guard lock(mu_);
+    return spawners_.standby_pid();
+  }
   /// Worker i's current pid, 0 while it is being forked. Never blocks.
   [[nodiscard]] pid_t worker_pid(unsigned i) const noexcept {
     const WorkerSlot& s = seg_.slot(i);
@@ -89,6 +104,7 @@ public:
   /// Throws PoolNotRunning when closed.
   void submit(std::size_t n, EncodeRef enc, std::shared_ptr<Sink> sink, std::size_t index) {
     sink->use_helper(reader_);
+    if (idle_wait_.load(std::memory_order_relaxed) && idle_wait_.exchange(false)) seg_.ctl().doorbell.notify();
     std::lock_guard lock(mu_);
     if (closed_) throw PoolNotRunning(broken_ ? broken_why_ : not_running);
     if (pending_.empty() && opt_.retries == 0) {  // with retries, keep a copy: go through pending_
@@ -129,6 +145,10 @@ public:
   /// Waits for every queued task, then lets the workers exit and reaps them.
   /// Requires close() first (std::logic_error otherwise). Blocks.
   void join() {
+    if (std::this_thread::get_id() == thread_.get_id())
+      throw std::logic_error(
+          "mp::Pool::join: called from a then() callback, which runs on the pool's result thread; join would wait "
+          "for that thread itself (call close() or terminate() there, and join() from another thread)");
     std::unique_lock lock(mu_);
     if (!closed_) throw std::logic_error("mp::Pool::join: call close() or terminate() first");
     if (joined_) return;
@@ -189,31 +209,7 @@ public:
   }
 
 private:
-  /// Has the spawner kill worker i for task e, which then fails with err
-  /// (under mu_). Returns whether the command went out.
-  bool doom(unsigned i, const InFlight& e, std::exception_ptr err) {
-    try {
-      send(spawner_command(SpawnerOp::kill_worker, i));
-    } catch (...) {
-      return false;
-    }
-    workers_[i].doom = Doom{e.sink, e.index, std::move(err)};
-    return true;
-  }
-
-  /// Kills the workers whose running task passed opt_.task_timeout; runs
-  /// every timeout_check_step (never when there is no timeout).
-  void check_timeouts() {
-    const Clock::time_point now = Clock::now();
-    if (now < next_timeout_check_) return;
-    next_timeout_check_ = now + timeout_check_step(opt_.task_timeout);
-    std::lock_guard lock(mu_);
-    for (unsigned i = 0; i < workers_.size(); ++i) {
-      const InFlight* e = workers_[i].running();
-      if (e != nullptr && workers_[i].ran_longer(now, opt_.task_timeout))
-        doom(i, *e, timeout_error(opt_.task_timeout, workers_[i].slot->pid.load()));
-    }
-  }
+  // ---- scheduling ---------------------------------------------------------------
 
   /// Task messages up to this size go whole; larger ones in parts.
   [[nodiscard]] std::size_t whole_limit() const noexcept { return workers_[0].tasks.capacity() / 2; }
@@ -225,7 +221,7 @@ private:
     return n;
   }
 
-  void send(std::uint32_t cmd) { link_.send(cmd); }
+  void send(std::uint32_t cmd) { spawners_.send(cmd); }
 
   /// The idle worker that went idle last (likely still spinning), else the
   /// one with the fewest tasks in flight below its window; -1 if none.
@@ -273,277 +269,51 @@ private:
     }
   }
 
-  // ---- the result thread -------------------------------------------------
+  // ---- the result thread: fork_results.hpp ------------------------------------
+  void result_loop();
+  bool after_results(bool did);
+  bool run_deferred();
+  bool any_streaming() const;
+  void wait_for_work();
+  bool drain_results(bool on_thread);
+  void deliver_error(unsigned i, std::exception_ptr e);
+  bool help_drain();
+  void deliver(unsigned i, std::span<const std::byte> msg, bool on_thread);
 
-  void result_loop() {
-    for (;;) {
-      reader_->lock();
-      bool did = drain_results(true);
-      const std::uint32_t ev = seg_.ctl().events.load(std::memory_order_acquire);
-      if (ev != events_seen_) {
-        events_seen_ = ev;
-        handle_events();
-        did = true;
-      }
-      did = run_deferred() || did;
-      reader_->unlock();
-      if (opt_.task_timeout > Clock::duration::zero()) check_timeouts();
-      if (after_results(did)) return;
-      if (did) continue;
-      check_spawner();
-      if (reader_->helping()) {  // a waiter reads results: stand back, look again in 1 ms
-        auto& word = reader_->active_word();
-        const std::uint32_t v = word.load(std::memory_order_acquire);
-        if (v != 0 && !quit_flag_.load(std::memory_order_acquire)) futex_wait(word, v, Clock::now() + std::chrono::milliseconds(1));
-        continue;
-      }
-      wait_for_work();
-    }
-  }
-
-  /// After reading results: notices freed task-channel space and moves
-  /// pending tasks on. Returns true when the result thread should end.
-  bool after_results(bool did) {
-    std::lock_guard lock(mu_);
-    if (quit_) return true;
-    for (auto& w : workers_) {
-      if (w.want_space && w.slot->wants_space.load(std::memory_order_acquire) == 0) {
-        w.want_space = false;
-        w.want_space_flag.store(false, std::memory_order_relaxed);
-        did = true;
-      }
-    }
-    if (did && (!pending_.empty() || any_streaming() || stopping_)) pump();
-    return false;
-  }
-
-  /// Results a helping waiter left to this thread (their sinks have callbacks).
-  bool run_deferred() {
-    std::vector<std::pair<InFlight, std::vector<std::byte>>> d;
-    {
-      std::lock_guard lock(mu_);
-      if (deferred_.empty()) return false;
-      d.swap(deferred_);
-      deferred_flag_.store(false, std::memory_order_relaxed);
-    }
-    for (auto& [e, bytes] : d) e.sink->on_result(e.index, bytes);
-    idle_cv_.notify_all();  // join() counts deferred results as outstanding
-    return true;
-  }
-
-  bool any_streaming() const {
-    return std::any_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.streaming.has_value(); });
-  }
-
-  void wait_for_work() {
-    auto ready = [&] {
-      if (quit_flag_.load(std::memory_order_acquire)) return true;
-      if (deferred_flag_.load(std::memory_order_acquire)) return true;
-      if (seg_.ctl().events.load(std::memory_order_acquire) != events_seen_) return true;
-      for (auto& w : workers_) {
-        if (w.results.readable()) return true;
-        if (w.want_space_flag.load(std::memory_order_relaxed) &&
-            w.slot->wants_space.load(std::memory_order_acquire) == 0)
-          return true;
-      }
-      return false;
-    };
-    // After a wait that timed out with nothing to do, spinning is waste.
-    if (!idle_timeout_ && spin_for(parent_spin_ns, ready)) return;
-    idle_timeout_ = !seg_.ctl().doorbell.wait(ready, std::min(next_timeout_check_, next_spawner_check_));
-  }
-
-  /// Delivers every result that is there; a corrupt one fails its task.
-  bool drain_results(bool on_thread) {
-    bool did = false;
-    for (unsigned i = 0; i < workers_.size(); ++i) {
-      for (;;) {
-        try {
-          auto on_msg = [&](std::span<const std::byte> m) { deliver(i, m, on_thread); };
-          if (workers_[i].results.try_recv_batch(on_msg, 64) == 0) break;
-        } catch (const DecodeError&) {  // the channel dropped that message and resynchronised
-          deliver_error(i, std::current_exception());
-        }
-        did = true;
-      }
-    }
-    return did;
-  }
-
-  void deliver_error(unsigned i, std::exception_ptr e) {
-    InFlight x;
-    {
-      std::lock_guard lock(mu_);
-      Worker& w = workers_[i];
-      if (w.inflight.empty()) return;
-      x = w.take_answered(idle_clock_);
-      if (closed_) idle_cv_.notify_all();
-    }
-    x.sink->on_error(x.index, e);
-  }
-
-  /// What a waiter does while it spins (ResultReader::help): read results.
-  bool help_drain() {
-    const bool did = drain_results(false);
-    if (did) {
-      std::lock_guard lock(mu_);
-      if (!pending_.empty() || any_streaming()) pump();
-    }
-    return did;
-  }
-
-  /// Hands one result to its sink; off the result thread, a sink with
-  /// callbacks gets it later from the result thread (a copy is kept).
-  void deliver(unsigned i, std::span<const std::byte> msg, bool on_thread) {
-    InFlight e;
-    {
-      std::lock_guard lock(mu_);
-      Worker& w = workers_[i];
-      if (w.inflight.empty()) return;  // a result nobody asked for: ignore
-      e = w.take_answered(idle_clock_);
-      if (closed_) idle_cv_.notify_all();
-      if (!on_thread && e.sink->has_callbacks()) {
-        deferred_.emplace_back(std::move(e), std::vector<std::byte>(msg.begin(), msg.end()));
-        deferred_flag_.store(true, std::memory_order_seq_cst);
-        seg_.ctl().doorbell.notify();  // the result thread may sleep on it, not on the helpers
-        return;
-      }
-    }
-    e.sink->on_result(e.index, msg);
-  }
-
-  void handle_events() {
-    for (unsigned i = 0; i < workers_.size(); ++i) {
-      const auto st = static_cast<SlotState>(seg_.slot(i).state.load(std::memory_order_acquire));
-      auto seen = [&] {
-        std::lock_guard lock(mu_);
-        return workers_[i].dead;
-      };
-      if (st == SlotState::dead && !seen()) handle_death(i);
-    }
-  }
-
-  /// A worker is gone (reaped by the spawner): deliver what it sent, fail
-  /// the task it had begun, requeue the rest, start a replacement.
-  void handle_death(unsigned i) {
-    Worker& w = workers_[i];
-    WorkerSlot& slot = seg_.slot(i);
-    try {
-      while (w.results.try_recv_batch([&](std::span<const std::byte> m) { deliver(i, m, true); }, 64) != 0) {
-      }
-    } catch (const DecodeError&) {  // the rest of its results are lost: the tasks fail below
-    }
-    const pid_t pid = slot.pid.load();
-    const int status = slot.status.load();
-    std::vector<InFlight> lost;
-    std::vector<std::pair<InFlight, std::exception_ptr>> doomed;
-    {
-      std::lock_guard lock(mu_);
-      w.dead = true;
-      if (slot.started.load() > w.answered && !w.inflight.empty()) w.take_running(opt_.retries, lost, doomed, retry_);
-      requeue(w.take_unstarted(lost));
-      w.reset(seg_, i);
-      if (WIFEXITED(status) && WEXITSTATUS(status) == initializer_failed_exit)
-        broken(lost, "mp::Pool is broken: a worker's initializer failed, so no task can run");
-      if (!terminated_ && !broken_ && !(stopping_ && outstanding() == 0)) {
-        slot.state.store(static_cast<std::uint32_t>(SlotState::spawning));  // before the spawner stores alive
-        w.dead = false;
-        try {
-          send(spawner_command(SpawnerOp::spawn, i));
-        } catch (...) {  // the spawner is gone: check_spawner breaks the pool
-          slot.state.store(static_cast<std::uint32_t>(SlotState::dead));
-          w.dead = true;
-        }
-      }
-      idle_cv_.notify_all();
-      pump();
-    }
-    const auto err = std::make_exception_ptr(WorkerLostError(pid, describe_exit(pid, status)));
-    for (auto& e : lost) e.sink->on_error(e.index, err);
-    for (auto& [e, why] : doomed) e.sink->on_error(e.index, why);
-  }
-
-  /// Puts a dead worker's tasks to run again at the front of pending_: its
-  /// retried running task first, then its unstarted ones (under mu_).
-  void requeue(std::deque<Pending> back) {
-    for (auto it = retry_.rbegin(); it != retry_.rend(); ++it) back.push_front(std::move(*it));
-    retry_.clear();
-    pending_.insert(pending_.begin(), std::make_move_iterator(back.begin()), std::make_move_iterator(back.end()));
-  }
-
-  /// Every task not answered yet, taken out of the bookkeeping (under mu_).
-  void take_all(std::vector<InFlight>& lost) {
-    for (auto& w : workers_) {
-      for (auto& e : w.inflight) lost.push_back(std::move(e));
-      w.inflight.clear();
-      w.streaming.reset();
-    }
-    for (auto& p : pending_) lost.push_back({std::move(p.sink), p.index, nullptr});
-    pending_.clear();
-  }
-
-  /// The pool cannot run tasks (an initializer failed, or the spawner
-  /// died): fail them all; later submissions throw `why` (under mu_).
-  void broken(std::vector<InFlight>& lost, std::string why) {
-    broken_ = true;
-    closed_ = true;
-    broken_why_ = std::move(why);
-    take_all(lost);
-  }
-
-  /// Looks (every spawner_check_period, while idle) whether the spawner
-  /// exited on its own. Then its workers are dead too (PDEATHSIG) and none
-  /// can be made: every task fails with WorkerLostError naming the spawner,
-  /// and the pool is broken. Its workers are not signalled by pid: nobody
-  /// reaps them for us, so a pid may already be another process's.
-  void check_spawner() {
-    const Clock::time_point now = Clock::now();
-    if (now < next_spawner_check_) return;
-    {
-      std::lock_guard lock(mu_);
-      // With tasks out, a death must fail their futures soon; an idle pool
-      // (nobody waits) looks 10x less often, so it costs next to no CPU.
-      next_spawner_check_ = now + (outstanding() == 0 ? spawner_idle_check_period : spawner_check_period);
-      if (ending_ || broken_ || !link_.hung_up()) return;
-    }
-    drain_results(true);  // what the workers sent before they died
-    std::vector<InFlight> lost;
-    std::string why;
-    {
-      std::lock_guard lock(mu_);
-      if (ending_ || broken_) return;
-      why = link_.death_message();
-      broken(lost, why);
-      idle_cv_.notify_all();
-    }
-    const auto err = std::make_exception_ptr(WorkerLostError(link_.pid(), why));
-    for (auto& e : lost) e.sink->on_error(e.index, err);
-  }
+  // ---- faults: fork_faults.hpp ----------------------------------------------------
+  bool doom(unsigned i, const InFlight& e, std::exception_ptr err);
+  void check_timeouts();
+  void handle_events();
+  void handle_death(unsigned i, const std::string& after = " while running this task");
+  void requeue(std::deque<Pending> back);
+  void take_all(std::vector<InFlight>& lost);
+  void broken(std::vector<InFlight>& lost, std::string why);
+  void check_spawner();
+  void heal();
+  Clock::time_point spawner_check_due() const;
+  bool broken_now();
+  void mark_all_dead();
 
   // ---- shutdown ------------------------------------------------------------
 
   void shutdown(SpawnerOp op) {
     {
       std::lock_guard lock(mu_);
-      ending_ = true;  // the spawner's exit from here on is no death
+      ending_ = true;  // the spawners' exit from here on is no death
     }
-    if (link_.open()) {
-      try {
-        send(spawner_command(op));
-      } catch (...) {  // it is gone already: reap it all the same
-      }
-      link_.reap();
-      std::lock_guard lock(mu_);
-      link_.close();
-    }
+    spawners_.end(op);
     {
       std::lock_guard lock(mu_);
+      spawners_.close();
       quit_ = true;
       joined_ = true;
     }
     quit_flag_.store(true, std::memory_order_seq_cst);
     seg_.ctl().doorbell.notify_always();
     futex_wake_all(reader_->active_word());
+    // From a callback on the result thread: it ends when the callback
+    // returns; the destructor joins it.
+    if (std::this_thread::get_id() == thread_.get_id()) return;
     if (thread_.joinable()) thread_.join();
     reader_->detach();
   }
@@ -565,19 +335,20 @@ private:
   std::vector<Worker> workers_;
   std::deque<Pending> pending_;
   std::vector<Pending> retry_;  // a dead worker's task to run again (handle_death, under mu_)
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable idle_cv_;
   bool closed_ = false, stopping_ = false, terminated_ = false, joined_ = false, broken_ = false;
   bool ending_ = false;  // shutdown began: the spawner is told to exit (guarded by mu_)
   bool quit_ = false;    // the result thread should end (guarded by mu_)
   std::string broken_why_;
   std::atomic<bool> quit_flag_{false};
-  SpawnerLink link_;
+  Spawners spawners_;
   std::uint32_t events_seen_ = 0;
   std::uint64_t idle_clock_ = 0;
   // Result thread only: when it next looks for timeouts / a dead spawner.
-  Clock::time_point next_timeout_check_ = Clock::time_point::max(), next_spawner_check_;
+  Clock::time_point next_timeout_check_ = Clock::time_point::max(), last_spawner_check_;
   bool idle_timeout_ = false;  ///< the result thread's last wait timed out
+  std::atomic<bool> idle_wait_{false};  ///< the result thread sleeps as long as an idle pool does
   std::vector<std::pair<InFlight, std::vector<std::byte>>> deferred_;
   std::atomic<bool> deferred_flag_{false};  // deferred_ is not empty (lock-free check)
   std::shared_ptr<ResultReader> reader_;
@@ -585,3 +356,6 @@ private:
 };
 
 }  // namespace mp::detail
+
+#include <mp/detail/fork_faults.hpp>
+#include <mp/detail/fork_results.hpp>

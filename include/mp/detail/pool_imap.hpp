@@ -48,7 +48,7 @@ public:
     reference operator*() const { return r_->current(); }
     /// Advances; may block for the next chunk and rethrow its error.
     iterator& operator++() {
-      r_->step();
+      r_->advance();
       return *this;
     }
     void operator++(int) { ++*this; }
@@ -70,11 +70,11 @@ public:
   std::default_sentinel_t end() const noexcept { return {}; }
 
   std::conditional_t<std::is_same_v<R, bool>, bool, const R&> current() const { return cur_[pos_]; }
-  void step() { advance(); }
   /// Whether every result was consumed.
   bool at_end() const noexcept { return pos_ >= cur_.size() && inflight_ == 0 && exhausted_; }
 
 private:
+  /// Moves to the next result (the iterator's ++); may block for the next chunk.
   void advance() {
     if (++pos_ < cur_.size()) return;
     next_chunk();

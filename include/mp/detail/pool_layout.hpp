@@ -6,11 +6,13 @@
 //   64         +--------------------------------------------------+
 //              | PoolCtl: doorbell (a Doorbell the parent's result |
 //              |   thread sleeps on; every result channel rings    |
-//              |   it), events (bumped by the spawner)             |
+//              |   it), events (bumped by the spawner), the        |
+//              |   spawner epoch                                   |
 //   64 + 192   +--------------------------------------------------+
-//              | WorkerSlot[n], one cache line each: pid, state,   |
+//              | WorkerSlot[n], two cache lines each: pid, state,  |
 //              |   wait status, wants_space, tasks started, when   |
-//              |   the current task began (for timeouts)           |
+//              |   the current task began (for timeouts); the     |
+//              |   worker's life lock (a robust mutex)             |
 //   slots_end  +--------------------------------------------------+
 //   (4 KiB     | worker 0: task channel   (parent -> worker)       |
 //    aligned)  |           result channel (worker -> parent)       |
@@ -52,19 +54,23 @@
 #include <vector>
 
 #include <mp/detail/config.hpp>
+#include <mp/detail/robust_mutex.hpp>
 #include <mp/detail/shm.hpp>
 #include <mp/detail/spsc.hpp>
 #include <mp/detail/task.hpp>
 
 namespace mp::detail {
 
-inline constexpr std::uint64_t pool_magic = 0x6d70'506f'6f6c'0003ULL;  // "mpPool" v3
-inline constexpr std::uint32_t pool_layout_version = 3;
+inline constexpr std::uint64_t pool_magic = 0x6d70'506f'6f6c'0004ULL;  // "mpPool" v4
+inline constexpr std::uint32_t pool_layout_version = 4;
 
 struct alignas(cache_line) PoolCtl {
   alignas(cache_line) Doorbell doorbell;                  // rung by result channels and the spawner
   alignas(cache_line) std::atomic<std::uint32_t> events;  // bumped by the spawner on spawn/death
-  alignas(cache_line) std::atomic<std::uint32_t> spare;
+  // Which spawner may start workers: the parent bumps it when a spawner
+  // died, before it looks whether that spawner's workers are gone. A worker
+  // whose spawner's epoch is older exits before it touches anything.
+  alignas(cache_line) std::atomic<std::uint32_t> epoch;
 };
 
 enum class SlotState : std::uint32_t { spawning = 0, alive = 1, dead = 2 };
@@ -78,8 +84,12 @@ struct alignas(cache_line) WorkerSlot {
   std::atomic<std::uint32_t> used{0};         // the worker began user code (initializer or task)
   std::atomic<std::uint32_t> task_ns{0xffffffffu};  // worker: its recent time per task (ns, smoothed)
   std::atomic<std::int64_t> task_start{0};    // worker: steady_clock ns when it began its current task
+  // Held by the slot's worker process for its whole life: when a spawner
+  // dies (so nobody reaps its workers for the parent), the parent takes it
+  // to know the worker can no longer touch the slot or its channels.
+  alignas(cache_line) RobustMutex life;
 };
-static_assert(sizeof(WorkerSlot) == cache_line);
+static_assert(sizeof(WorkerSlot) == 2 * cache_line);
 
 /// WorkerSlot::task_ns before the worker measured anything.
 inline constexpr std::uint32_t task_ns_unknown = 0xffffffffu;
@@ -125,6 +135,7 @@ public:
     ctl().doorbell.init();
     for (unsigned i = 0; i < workers; ++i) {
       new (seg_.at<WorkerSlot>(layout_.slot_offset(i))) WorkerSlot();
+      slot(i).life.init();
       create_channels(i);
     }
     seg_.publish(pool_magic, pool_layout_version);

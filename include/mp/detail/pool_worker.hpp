@@ -99,7 +99,7 @@ inline std::string describe_duration(Clock::duration d) {
 
 /// The error of a task that ran past PoolOptions::task_timeout.
 inline std::exception_ptr timeout_error(Clock::duration timeout, pid_t pid) {
-  return std::make_exception_ptr(TimeoutError("mp::Pool: the task ran longer than its timeout of " +
+  return std::make_exception_ptr(TaskTimeoutError("mp::Pool: the task ran longer than its timeout of " +
                                               describe_duration(timeout) + "; its worker " + std::to_string(pid) +
                                               " was killed and replaced"));
 }

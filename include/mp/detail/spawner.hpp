@@ -1,22 +1,30 @@
-// mp/detail/spawner.hpp - the pool's spawner: a single-threaded process forked
-// when the pool is constructed (before the pool starts any thread), which
-// forks every worker, reaps them and reports, as Python's forkserver does.
+// mp/detail/spawner.hpp - the pool's spawners: single-threaded processes
+// forked when the pool is constructed (before the pool starts any thread).
+// The active one forks every worker, reaps them and reports, as Python's
+// forkserver does; the standby one waits to take over when the active one
+// dies.
 //
 // So no worker is ever forked from a parent that runs threads (the pool's
 // result thread, the user's threads started later): a replacement after a
-// crash or maxtasksperchild comes from the same clean image.
+// crash or maxtasksperchild comes from the same clean image, and so does a
+// new standby (a spawner makes it with clone(CLONE_PARENT), so that every
+// spawner is a child of the pool's process, which reaps it).
 //
 // Protocol. Parent -> spawner, on a socketpair: 4-byte commands
-//   spawn(slot) | exit (return at once) | kill (SIGKILL every worker, reap
-//   them, then exit) | join (the workers were told to stop: SIGKILL those
-//   that never ran user code, wait for the others, then exit; so the parent
-//   only waits for the spawner) | kill_worker(slot) (SIGKILL that worker: a
-//   task timeout or cancel; the spawner alone knows which process is in
-//   the slot, so no pid reused by another process is ever signalled); EOF
-//   (the parent is gone) means kill.
+//   spawn(slot) | kill (SIGKILL every worker, reap them, then exit) | join
+//   (the workers were told to stop: SIGKILL those that never ran user code,
+//   wait for the others, then exit; so the parent only waits for the
+//   spawner) | kill_worker(slot) (SIGKILL that worker: a task timeout or
+//   cancel; the spawner alone knows which process is in the slot, so no pid
+//   reused by another process is ever signalled) | new_standby (make a
+//   standby spawner and answer with its pid and socket) | take_over (sent
+//   to the standby: make a new standby, answer as new_standby, then act as
+//   the spawner); EOF (the parent is gone) means kill.
 // Spawner -> parent, through the shared segment: after fork it stores the
-// slot's pid and state=alive; after reaping, the wait status and state=dead;
-// each time it bumps PoolCtl::events and rings the parent's doorbell.
+// slot's pid and state=alive (the worker stores them too, first thing);
+// after reaping, the wait status and state=dead; each time it bumps
+// PoolCtl::events and rings the parent's doorbell. Answers to new_standby
+// and take_over come back on the socket (SpawnerReply + the socket's fd).
 //
 // Deaths. The parent process dies: its end of the control socket closes
 // (only the parent process holds it: it is close-on-exec, and children forked
@@ -27,10 +35,9 @@
 // socket), the spawner also checks getppid() once a second. Workers do use
 // PR_SET_PDEATHSIG(SIGKILL) against the spawner, which is single-threaded.
 // Both ignore SIGINT, so Ctrl-C reaches only the parent, which then tears the
-// pool down. The spawner dies on its own (SIGKILL, OOM): its workers die by
-// PDEATHSIG, and the parent sees the control socket hang up (SpawnerLink::
-// hung_up, checked every spawner_check_period, or spawner_idle_check_period
-// while no task is out) and breaks the pool.
+// pool down. The active spawner dies on its own (SIGKILL, OOM): its workers
+// die by PDEATHSIG; the parent reaps it, takes each slot's life lock (so
+// those workers are gone), and has the standby take over (spawners.hpp).
 #pragma once
 
 #include <array>
@@ -41,6 +48,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <sched.h>
 #include <functional>
 #include <string>
 #include <stdio_ext.h>
@@ -48,6 +57,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -58,7 +68,21 @@
 
 namespace mp::detail {
 
-enum class SpawnerOp : std::uint32_t { spawn = 1, exit = 2, kill = 3, join = 4, kill_worker = 5 };
+enum class SpawnerOp : std::uint32_t { spawn = 1, kill = 3, join = 4, kill_worker = 5, new_standby = 6, take_over = 7 };
+
+/// A spawner's answer to new_standby / take_over: the new standby's pid
+/// (-1 when it could not be made: err is then its errno). Its socket's fd
+/// travels with it (SCM_RIGHTS).
+struct SpawnerReply {
+  std::int32_t pid = -1;
+  std::int32_t err = 0;
+};
+
+/// "SIGKILL", "signal 64": a signal's name.
+inline std::string signal_name(int sig) {
+  const char* name = ::sigabbrev_np(sig);
+  return name != nullptr ? std::string("SIG") + name : "signal " + std::to_string(sig);
+}
 
 inline std::uint32_t spawner_command(SpawnerOp op, unsigned slot = 0) noexcept {
   return static_cast<std::uint32_t>(op) << 24 | (slot & 0xffffffu);
@@ -106,16 +130,43 @@ inline constexpr int spawner_parent_check_ms = 1000;
 inline constexpr std::chrono::milliseconds spawner_check_period{100};
 inline constexpr std::chrono::milliseconds spawner_idle_check_period{1000};
 
+/// fork() whose child is the caller's sibling (CLONE_PARENT): the pool's
+/// process is its parent and reaps it. For a single-threaded caller only:
+/// the child does not run fork handlers.
+inline pid_t fork_sibling() noexcept {
+  return static_cast<pid_t>(::syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+}
+
 class Spawner {
 public:
   using WorkerMain = std::function<int(unsigned slot)>;
 
-  Spawner(const PoolSegment& seg, int sock, WorkerMain main) : seg_(seg), sock_(sock), main_(std::move(main)) {}
+  Spawner(const PoolSegment& seg, int sock, WorkerMain main, pid_t parent)
+      : seg_(seg), sock_(sock), main_(std::move(main)), parent_(parent) {}
+
+  /// The standby's loop: waits for take_over, then makes its own successor
+  /// and runs as the spawner. Never returns: ends the process with _exit.
+  [[noreturn]] void stand_by() {
+    std::signal(SIGINT, SIG_IGN);
+    for (;;) {
+      if (::getppid() != parent_) ::_exit(0);
+      pollfd p{sock_, POLLIN, 0};
+      const int r = ::poll(&p, 1, spawner_parent_check_ms);
+      if (r < 0 && errno != EINTR) ::_exit(0);
+      if (r <= 0) continue;
+      std::uint32_t cmd = 0;
+      const ssize_t n = retry_eintr([&] { return ::recv(sock_, &cmd, sizeof cmd, MSG_WAITALL); });
+      if (n != sizeof cmd || static_cast<SpawnerOp>(cmd >> 24) != SpawnerOp::take_over) ::_exit(0);
+      make_successor();
+      run();
+    }
+  }
 
   /// The spawner's loop. Never returns: ends the process with _exit.
-  [[noreturn]] void run(pid_t parent) {
+  [[noreturn]] void run() {
     std::signal(SIGINT, SIG_IGN);
-    if (::getppid() != parent) ::_exit(0);
+    if (::getppid() != parent_) ::_exit(0);
+    epoch_ = seg_.ctl().epoch.load(std::memory_order_seq_cst);
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
@@ -127,7 +178,7 @@ public:
       pollfd fds[2] = {{sock_, POLLIN, 0}, {sfd_, POLLIN, 0}};
       const int r = ::poll(fds, 2, spawner_parent_check_ms);
       if (r < 0 && errno != EINTR) kill_all_and_exit();
-      if (::getppid() != parent) kill_all_and_exit();  // reparented: the parent process is gone
+      if (::getppid() != parent_) kill_all_and_exit();  // reparented: the parent process is gone
       if (r <= 0) continue;
       if (fds[1].revents != 0) reap(false);
       if (fds[0].revents != 0) command();
@@ -137,7 +188,7 @@ public:
 private:
   /// Reads every command that is there. Spawns and kill_worker run in the
   /// order sent (a kill_worker sent before a spawn of the same slot meant
-  /// the old worker), unless the batch also ends the pool (exit/kill/join):
+  /// the old worker), unless the batch also ends the pool (kill/join):
   /// then forking workers only to kill them at once is skipped (a pool
   /// closed right after it was made costs one process, not three).
   void command() {
@@ -154,18 +205,60 @@ private:
     SpawnerOp last = SpawnerOp::spawn;  // the last command that ends the spawner, if any
     for (std::size_t k = 0; k < count; ++k) {
       const auto op = static_cast<SpawnerOp>(cmds[k] >> 24);
-      if (op == SpawnerOp::exit || op == SpawnerOp::kill || op == SpawnerOp::join) last = op;
+      if (op == SpawnerOp::kill || op == SpawnerOp::join) last = op;
     }
-    if (last == SpawnerOp::exit) ::_exit(0);
     if (last == SpawnerOp::kill) kill_all_and_exit();
     if (last == SpawnerOp::join) join_and_exit();
     for (std::size_t k = 0; k < count; ++k) {
       const auto op = static_cast<SpawnerOp>(cmds[k] >> 24);
       const unsigned slot = cmds[k] & 0xffffffu;
+      if (op == SpawnerOp::new_standby) make_successor();
       if (slot >= pids_.size()) continue;
       if (op == SpawnerOp::spawn) spawn(slot);
       if (op == SpawnerOp::kill_worker && pids_[slot] > 0) ::kill(pids_[slot], SIGKILL);
     }
+  }
+
+  /// Makes a standby spawner (a sibling: the pool's process is its parent)
+  /// and sends the parent its pid and the parent's end of its socket.
+  void make_successor() {
+    SpawnerReply rep;
+    int sv[2] = {-1, -1};
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+      rep.err = errno;
+      send_reply(rep, -1);
+      return;
+    }
+    const pid_t pid = fork_sibling();
+    if (pid == 0) {
+      ::close(sock_);
+      if (sfd_ >= 0) ::close(sfd_);
+      ::close(sv[0]);
+      Spawner(seg_, sv[1], main_, parent_).stand_by();
+    }
+    ::close(sv[1]);
+    rep.pid = pid;
+    rep.err = pid < 0 ? errno : 0;
+    send_reply(rep, pid > 0 ? sv[0] : -1);
+    ::close(sv[0]);
+  }
+
+  void send_reply(const SpawnerReply& rep, int fd) const noexcept {
+    iovec iov{const_cast<SpawnerReply*>(&rep), sizeof rep};
+    alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (fd >= 0) {
+      msg.msg_control = ctl;
+      msg.msg_controllen = sizeof ctl;
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    (void)retry_eintr([&] { return ::sendmsg(sock_, &msg, MSG_NOSIGNAL); });
   }
 
   /// A worker that never ran user code (no initializer, no task) has nothing
@@ -181,22 +274,7 @@ private:
   void spawn(unsigned i) {
     const pid_t me = ::getpid();
     const pid_t pid = ::fork();
-    if (pid == 0) {
-      ::close(sock_);
-      ::close(sfd_);
-      sigset_t none;
-      sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);
-      if (!bind_to_parent(me)) ::_exit(0);
-      int code = 1;
-      try {
-        code = main_(i);
-      } catch (...) {
-        code = 1;
-      }
-      std::fflush(nullptr);
-      ::_exit(code);
-    }
+    if (pid == 0) worker_child(i, me);
     WorkerSlot& s = seg_.slot(i);
     if (pid < 0) {  // report as a death: the parent fails the tasks, retries
       s.status.store(W_EXITCODE(127, 0));
@@ -207,6 +285,30 @@ private:
       s.state.store(static_cast<std::uint32_t>(SlotState::alive), std::memory_order_release);
     }
     notify();
+  }
+
+  /// The new worker process: dies with this spawner, holds the slot's life
+  /// lock, and starts only if this spawner is still the pool's (epoch).
+  [[noreturn]] void worker_child(unsigned i, pid_t spawner) {
+    ::close(sock_);
+    ::close(sfd_);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (!bind_to_parent(spawner)) ::_exit(0);
+    int code = 1;
+    try {
+      WorkerSlot& s = seg_.slot(i);
+      if (s.life.lock() == LockStatus::owner_died) s.life.mark_consistent();
+      if (seg_.ctl().epoch.load(std::memory_order_seq_cst) != epoch_) ::_exit(0);
+      s.pid.store(::getpid(), std::memory_order_relaxed);
+      s.state.store(static_cast<std::uint32_t>(SlotState::alive), std::memory_order_release);
+      code = main_(i);
+    } catch (...) {
+      code = 1;
+    }
+    std::fflush(nullptr);
+    ::_exit(code);
   }
 
   void reap(bool block) {
@@ -247,12 +349,15 @@ private:
   int sock_;
   int sfd_ = -1;
   WorkerMain main_;
+  pid_t parent_;
+  std::uint32_t epoch_ = 0;
   std::vector<pid_t> pids_;
 };
 
-/// Forks the spawner. Returns its pid and the parent's end of the control
-/// socket. Call before the pool starts any thread. Throws std::system_error.
-inline std::pair<pid_t, int> start_spawner(const PoolSegment& seg, Spawner::WorkerMain main) {
+/// Forks a spawner (standby: one that waits to take over). Returns its pid
+/// and the parent's end of its control socket. Call before the pool starts
+/// any thread. Throws std::system_error.
+inline std::pair<pid_t, int> start_spawner(const PoolSegment& seg, Spawner::WorkerMain main, bool standby) {
   int sv[2];
   checked("socketpair", [&] { return ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv); });
   const pid_t parent = ::getpid();
@@ -273,7 +378,9 @@ inline std::pair<pid_t, int> start_spawner(const PoolSegment& seg, Spawner::Work
     ::__fpurge(stdout);
     ::__fpurge(stderr);
     try {
-      Spawner(seg, sv[1], std::move(main)).run(parent);
+      Spawner sp(seg, sv[1], std::move(main), parent);
+      if (standby) sp.stand_by();
+      sp.run();
     } catch (...) {
     }
     ::_exit(1);
@@ -281,91 +388,6 @@ inline std::pair<pid_t, int> start_spawner(const PoolSegment& seg, Spawner::Work
   ::close(sv[1]);
   register_pool_fd(sv[0]);
   return {pid, sv[0]};
-}
-
-/// The parent's end of the spawner: its pid and the control socket. Used
-/// under the backend's lock, except reap().
-class SpawnerLink {
-public:
-  SpawnerLink() = default;
-  SpawnerLink(pid_t pid, int sock) noexcept : pid_(pid), sock_(sock) {}
-
-  [[nodiscard]] pid_t pid() const noexcept { return pid_; }
-  [[nodiscard]] bool open() const noexcept { return sock_ >= 0; }
-
-  /// Sends one command. Throws std::system_error naming the call; a gone
-  /// spawner gives EPIPE, never SIGPIPE.
-  void send(std::uint32_t cmd) const {
-    const ssize_t n = retry_eintr([&] { return ::send(sock_, &cmd, sizeof cmd, MSG_NOSIGNAL); });
-    if (n != static_cast<ssize_t>(sizeof cmd)) throw_system_error("send(spawner socket)");
-  }
-
-  /// Whether the spawner's end closed: it exited (it never writes, and
-  /// only it holds that end). Never blocks.
-  [[nodiscard]] bool hung_up() const noexcept {
-    pollfd p{sock_, POLLIN, 0};
-    return sock_ >= 0 && ::poll(&p, 1, 0) > 0 && p.revents != 0;
-  }
-
-  /// How the spawner ended ("killed by SIGKILL", "exited with status 1"),
-  /// once hung_up(). Leaves it to reap(); waits at most ~1 s for it to end.
-  [[nodiscard]] std::string how_it_ended() const {
-    siginfo_t info{};
-    for (int i = 0; i < 1000; ++i) {
-      info.si_pid = 0;
-      if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0 && errno != EINTR)
-        break;
-      if (info.si_pid == pid_) {
-        if (info.si_code == CLD_EXITED) return "exited with status " + std::to_string(info.si_status);
-        const char* name = ::sigabbrev_np(info.si_status);
-        return std::string("killed by ") + (name ? std::string("SIG") + name : "signal " + std::to_string(info.si_status));
-      }
-      ::usleep(1000);
-    }
-    return "closed its control socket";
-  }
-
-  /// The error message of a pool whose spawner ended on its own.
-  [[nodiscard]] std::string death_message() const {
-    return "mp::Pool: the pool's spawner process " + std::to_string(pid_) + " died (" + how_it_ended() +
-           "); the pool cannot make workers and is broken";
-  }
-
-  /// Waits for the spawner to exit and reaps it. Blocks.
-  void reap() noexcept {
-    int st = 0;
-    if (pid_ > 0) {
-      while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
-      }
-    }
-    pid_ = -1;
-  }
-
-  /// Closes the parent's end.
-  void close() noexcept {
-    if (sock_ < 0) return;
-    unregister_pool_fd(sock_);
-    ::close(sock_);
-    sock_ = -1;
-  }
-
-private:
-  pid_t pid_ = -1;
-  int sock_ = -1;
-};
-
-/// What a worker's wait status means, as a sentence.
-inline std::string describe_exit(pid_t pid, int status) {
-  std::string who = "mp::Pool worker " + std::to_string(pid);
-  if (WIFSIGNALED(status)) {
-    const char* name = ::sigabbrev_np(WTERMSIG(status));
-    return who + " was killed by " + (name ? std::string("SIG") + name : "signal " + std::to_string(WTERMSIG(status))) +
-           " while running this task";
-  }
-  if (WIFEXITED(status)) {
-    return who + " exited with status " + std::to_string(WEXITSTATUS(status)) + " while running this task";
-  }
-  return who + " was lost while running this task";
 }
 
 }  // namespace mp::detail

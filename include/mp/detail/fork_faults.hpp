@@ -1,0 +1,202 @@
+// mp/detail/fork_faults.hpp - the fork backend's fault handling: a worker's
+// death (deliver what it sent, fail or retry the task it ran, requeue the
+// rest, ask for a replacement), task timeouts and cancels (doom: the
+// spawner kills that worker), and a spawner's death (heal: the standby takes
+// over; without one the pool is broken).
+//
+// Definitions of ForkBackend's fault members; fork_backend.hpp declares them
+// and includes this file after the class (include fork_backend.hpp, not
+// this file).
+#pragma once
+
+namespace mp::detail {
+
+/// Has the spawner kill worker i for task e, which then fails with err
+/// (under mu_). Returns whether the command went out.
+inline bool ForkBackend::doom(unsigned i, const InFlight& e, std::exception_ptr err) {
+  try {
+    send(spawner_command(SpawnerOp::kill_worker, i));
+  } catch (...) {
+    return false;
+  }
+  workers_[i].doom = Doom{e.sink, e.index, std::move(err)};
+  return true;
+}
+
+/// Kills the workers whose running task passed opt_.task_timeout; runs
+/// every timeout_check_step (never when there is no timeout).
+inline void ForkBackend::check_timeouts() {
+  const Clock::time_point now = Clock::now();
+  if (now < next_timeout_check_) return;
+  next_timeout_check_ = now + timeout_check_step(opt_.task_timeout);
+  std::lock_guard lock(mu_);
+  for (unsigned i = 0; i < workers_.size(); ++i) {
+    const InFlight* e = workers_[i].running();
+    if (e != nullptr && workers_[i].ran_longer(now, opt_.task_timeout))
+      doom(i, *e, timeout_error(opt_.task_timeout, workers_[i].slot->pid.load()));
+  }
+}
+
+inline void ForkBackend::handle_events() {
+  for (unsigned i = 0; i < workers_.size(); ++i) {
+    const auto st = static_cast<SlotState>(seg_.slot(i).state.load(std::memory_order_acquire));
+    auto seen = [&] {
+      std::lock_guard lock(mu_);
+      return workers_[i].dead;
+    };
+    if (st == SlotState::dead && !seen()) handle_death(i);
+  }
+}
+
+/// A worker is gone (reaped by the spawner): deliver what it sent, fail
+/// the task it had begun, requeue the rest, start a replacement.
+/// `after` ends the sentence of the WorkerLostError of the task it ran.
+/// After terminate() it does nothing: every unfinished task fails with
+/// ClosedError (fail_everything).
+inline void ForkBackend::handle_death(unsigned i, const std::string& after) {
+  Worker& w = workers_[i];
+  WorkerSlot& slot = seg_.slot(i);
+  {
+    std::lock_guard lock(mu_);
+    if (terminated_) return;
+  }
+  try {
+    while (w.results.try_recv_batch([&](std::span<const std::byte> m) { deliver(i, m, true); }, 64) != 0) {
+    }
+  } catch (const DecodeError&) {  // the rest of its results are lost: the tasks fail below
+  }
+  const pid_t pid = slot.pid.load();
+  const int status = slot.status.load();
+  std::vector<InFlight> lost;
+  std::vector<std::pair<InFlight, std::exception_ptr>> doomed;
+  {
+    std::lock_guard lock(mu_);
+    w.dead = true;
+    if (slot.started.load() > w.answered && !w.inflight.empty()) w.take_running(opt_.retries, lost, doomed, retry_);
+    requeue(w.take_unstarted(lost));
+    w.reset(seg_, i);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == initializer_failed_exit)
+      broken(lost, "mp::Pool is broken: a worker's initializer failed, so no task can run");
+    if (!terminated_ && !broken_ && !(stopping_ && outstanding() == 0)) {
+      slot.state.store(static_cast<std::uint32_t>(SlotState::spawning));  // before the spawner stores alive
+      w.dead = false;
+      try {
+        send(spawner_command(SpawnerOp::spawn, i));
+      } catch (...) {  // the spawner is gone: check_spawner breaks the pool
+        slot.state.store(static_cast<std::uint32_t>(SlotState::dead));
+        w.dead = true;
+      }
+    }
+    idle_cv_.notify_all();
+    pump();
+  }
+  const auto err = std::make_exception_ptr(WorkerLostError(pid, describe_exit(pid, status, after)));
+  for (auto& e : lost) e.sink->on_error(e.index, err);
+  for (auto& [e, why] : doomed) e.sink->on_error(e.index, why);
+}
+
+/// Puts a dead worker's tasks to run again at the front of pending_: its
+/// retried running task first, then its unstarted ones (under mu_).
+inline void ForkBackend::requeue(std::deque<Pending> back) {
+  for (auto it = retry_.rbegin(); it != retry_.rend(); ++it) back.push_front(std::move(*it));
+  retry_.clear();
+  pending_.insert(pending_.begin(), std::make_move_iterator(back.begin()), std::make_move_iterator(back.end()));
+}
+
+/// Every task not answered yet, taken out of the bookkeeping (under mu_).
+inline void ForkBackend::take_all(std::vector<InFlight>& lost) {
+  for (auto& w : workers_) {
+    for (auto& e : w.inflight) lost.push_back(std::move(e));
+    w.inflight.clear();
+    w.streaming.reset();
+  }
+  for (auto& p : pending_) lost.push_back({std::move(p.sink), p.index, nullptr});
+  pending_.clear();
+}
+
+/// The pool cannot run tasks (an initializer failed, or the spawner
+/// died): fail them all; later submissions throw `why` (under mu_).
+inline void ForkBackend::broken(std::vector<InFlight>& lost, std::string why) {
+  broken_ = true;
+  closed_ = true;
+  broken_why_ = std::move(why);
+  take_all(lost);
+}
+
+/// Looks (every spawner_check_period, while idle) whether a spawner died.
+/// The standby: the active one makes another. The active one: heal().
+inline void ForkBackend::check_spawner() {
+  const Clock::time_point now = Clock::now();
+  if (now < spawner_check_due()) return;
+  {
+    std::lock_guard lock(mu_);
+    last_spawner_check_ = now;
+    if (ending_ || broken_) return;
+    if (!spawners_.active_died()) {
+      spawners_.renew_standby();
+      return;
+    }
+  }
+  heal();
+}
+
+/// The active spawner died, and its workers with it (PDEATHSIG): what
+/// they sent is delivered, the standby takes over (spawners.hpp), and each
+/// slot's loss is handled as a worker's death: the running task fails
+/// with WorkerLostError, the rest run on the replacement. Without a
+/// standby the pool is broken: every task fails, submissions throw.
+inline void ForkBackend::heal() {
+  reader_->lock();
+  drain_results(true);
+  std::vector<InFlight> lost;
+  std::string why;
+  pid_t dead = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (ending_ || broken_) return reader_->unlock();
+    dead = spawners_.active_pid();
+    const std::string how = spawners_.bury_active();
+    mark_all_dead();
+    const std::string standby = spawners_.promote();
+    why = "the pool's spawner process " + std::to_string(dead) + " died (" + how + ")";
+    if (!standby.empty()) {
+      why = "mp::Pool: " + why + " and " + standby + "; no process is left that can make workers, so the pool is broken";
+      broken(lost, why);
+      for (auto& w : workers_) w.dead = true;
+    }
+    idle_cv_.notify_all();
+  }
+  if (lost.empty() && !broken_now()) {
+    for (unsigned i = 0; i < workers_.size(); ++i)
+      handle_death(i, " while running this task: " + why + " and took its workers along; the pool made a new one");
+  }
+  reader_->unlock();
+  const auto err = std::make_exception_ptr(WorkerLostError(dead, why));
+  for (auto& e : lost) e.sink->on_error(e.index, err);
+}
+
+/// When the result thread next looks at the spawners. With tasks out, a
+/// death must fail or heal them soon; an idle pool (nobody waits) looks
+/// 10x less often, so it costs next to no CPU.
+inline Clock::time_point ForkBackend::spawner_check_due() const {
+  std::lock_guard lock(mu_);
+  return last_spawner_check_ + (outstanding() == 0 ? spawner_idle_check_period : spawner_check_period);
+}
+
+inline bool ForkBackend::broken_now() {
+  std::lock_guard lock(mu_);
+  return broken_;
+}
+
+/// After the active spawner died: every slot whose worker it had not
+/// reported dead is dead now (killed with it). Under mu_.
+inline void ForkBackend::mark_all_dead() {
+  for (unsigned i = 0; i < workers_.size(); ++i) {
+    WorkerSlot& slot = seg_.slot(i);
+    if (slot.state.load() == static_cast<std::uint32_t>(SlotState::dead)) continue;
+    slot.status.store(SIGKILL);  // a wait status: killed by SIGKILL
+    slot.state.store(static_cast<std::uint32_t>(SlotState::dead), std::memory_order_release);
+  }
+}
+
+}  // namespace mp::detail
