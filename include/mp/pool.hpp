@@ -141,7 +141,9 @@ public:
   }
 
   /// Submits f(args...) and returns its future at once (blocks only on the
-  /// pool's lock). Throws std::logic_error on a closed pool. Thread-safe.
+  /// pool's lock). Each argument is first converted to f's parameter type
+  /// when f has one signature ("hey" to std::string, a span to a vector).
+  /// Throws std::logic_error on a closed pool. Thread-safe.
   template <class F, class... Args>
   auto apply_async(F&& f, Args&&... args) {
     using Fn = std::decay_t<F>;
