@@ -748,3 +748,15 @@ TEST_CASE("map over several ranges zips them and stops at the shortest", "[pool]
   n = static_cast<int>(pool.map(add, std::vector<long>{1, 2}, std::vector<short>{3, 4}).size());
   CHECK(n == 2);
 }
+
+TEST_CASE("join(timeout) returns false while tasks run, true once they ended", "[pool]") {
+  mp::Pool pool(1);
+  CHECK_THROWS_AS(pool.join(1ms), std::logic_error);
+  auto r = pool.apply_async(sleepy, 300);
+  pool.close();
+  CHECK_FALSE(pool.join(10ms));
+  CHECK_FALSE(r.ready());
+  CHECK(pool.join(60s));
+  CHECK(r.get() == 300);
+  CHECK(pool.join(0ms));  // joined already
+}

@@ -233,6 +233,15 @@ public:
   /// callback it would wait for itself: std::logic_error.
   void join() { backend_.join(); }
 
+  /// join() that waits at most d for the queued tasks; returns false when
+  /// some are still outstanding then (the pool stays closed, join() may be
+  /// called again). The workers' exit after the last task is not timed.
+  /// Throws std::logic_error as join() does.
+  template <class Rep, class Period>
+  bool join(std::chrono::duration<Rep, Period> d) {
+    return backend_.join_until(detail::deadline_after(d));
+  }
+
   /// Kills the workers now; unfinished tasks fail with mp::ClosedError.
   /// Blocks only while the workers are reaped. Thread-safe, idempotent; may
   /// be called from a then() callback.
