@@ -1,12 +1,19 @@
 // Tests of mp::AsyncResult on its own shared state (no pool): get, timeouts,
-// ready/successful, then() before and after completion, errors, void.
+// ready/successful, then() before and after completion, errors, void,
+// callback order and errors, done/running/cancelled/exception.
 #include <catch2/catch.hpp>
 
 #include <mp/async_result.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <memory>
+#include <stdexcept>
+#include <string>
 #include <thread>
+#include <unistd.h>
+#include <vector>
 
 using namespace std::chrono_literals;
 
@@ -64,4 +71,127 @@ TEST_CASE("AsyncResult<void> and result messages decode", "[async]") {
   const std::byte truncated[2] = {std::byte{0}, std::byte{1}};
   bad->on_result(0, truncated);
   CHECK_THROWS_AS(mp::AsyncResult<int>(bad).get(), mp::DecodeError);
+}
+
+namespace {
+
+/// Runs body with fd 2 sent to a temporary file; returns what was written.
+template <class Body>
+std::string capture_stderr(Body body) {
+  std::fflush(stderr);
+  FILE* tmp = std::tmpfile();
+  REQUIRE(tmp != nullptr);
+  const int saved = ::dup(2);
+  REQUIRE(::dup2(::fileno(tmp), 2) == 2);
+  body();
+  ::dup2(saved, 2);
+  ::close(saved);
+  std::string out;
+  std::rewind(tmp);
+  for (int c; (c = std::fgetc(tmp)) != EOF;) out.push_back(static_cast<char>(c));
+  std::fclose(tmp);
+  return out;
+}
+
+struct OddError : std::exception {
+  const char* what() const noexcept override { return "odd thing"; }
+};
+
+}  // namespace
+
+TEST_CASE("callbacks finish before the result is ready", "[async][callbacks]") {
+  auto st = std::make_shared<mp::detail::ResultState<int>>();
+  mp::AsyncResult<int> r(st);
+  std::atomic<bool> in_cb{false}, release{false}, cb_done{false};
+  r.then([&](const int&) {
+    in_cb = true;
+    while (!release) std::this_thread::yield();
+    cb_done = true;
+  });
+  std::thread t([&] { st->set_value(3); });
+  while (!in_cb) std::this_thread::yield();
+  CHECK_FALSE(r.ready());      // the outcome is decided, the callback still runs
+  CHECK_FALSE(r.wait(10ms));   // and waiters still wait
+  CHECK(r.running());
+  release = true;
+  CHECK(r.get() == 3);
+  CHECK(cb_done);  // get() returned: the callback finished
+  t.join();
+}
+
+TEST_CASE("then() inside a callback runs before ready, without deadlock", "[async][callbacks]") {
+  auto st = std::make_shared<mp::detail::ResultState<int>>();
+  mp::AsyncResult<int> r(st);
+  std::vector<int> seen;
+  r.then([&](const int& v) {
+    seen.push_back(v);
+    r.then([&](const int& w) { seen.push_back(w + 1); });
+    CHECK_FALSE(r.cancel());  // ending: nothing to cancel, and no deadlock
+  });
+  st->set_value(10);
+  CHECK(r.ready());
+  CHECK(seen == std::vector<int>{10, 11});
+  r.then([&](const int& v) { seen.push_back(v + 2); });  // ready: runs at once
+  CHECK(seen == std::vector<int>{10, 11, 12});
+}
+
+TEST_CASE("a throwing callback never makes then() throw, it is reported on stderr", "[async][callbacks]") {
+  auto st = std::make_shared<mp::detail::ResultState<int>>();
+  mp::AsyncResult<int> r(st);
+  int later = 0;
+  const std::string pending_out = capture_stderr([&] {
+    r.then([](const int&) { throw std::runtime_error("callback broke"); });
+    r.then([&](const int& v) { later = v; });
+    st->set_value(5);
+  });
+  CHECK(r.get() == 5);
+  CHECK(later == 5);  // the next callback still ran
+  CHECK(pending_out == "mp: an AsyncResult callback threw std::runtime_error: callback broke; ignored\n");
+
+  const std::string ready_out = capture_stderr([&] {
+    CHECK_NOTHROW(r.then([](const int&) { throw OddError(); }));
+    CHECK_NOTHROW(r.then([](const int&) { throw 42; }));
+  });
+  CHECK(ready_out.find("threw (anonymous namespace)::OddError: odd thing; ignored\n") != std::string::npos);
+  CHECK(ready_out.find("threw int; ignored\n") != std::string::npos);
+
+  auto bad = std::make_shared<mp::detail::ResultState<int>>();
+  mp::AsyncResult<int> f(bad);
+  bad->fail(std::make_exception_ptr(std::logic_error("task")));
+  const std::string err_out = capture_stderr([&] {
+    CHECK_NOTHROW(f.then([](const int&) {}, [](std::exception_ptr) { throw std::range_error("ecb"); }));
+  });
+  CHECK(err_out == "mp: an AsyncResult callback threw std::range_error: ecb; ignored\n");
+}
+
+TEST_CASE("done, running, cancelled and exception", "[async][futures]") {
+  mp::AsyncResult<int> none;
+  CHECK_FALSE(none.running());
+  CHECK_FALSE(none.cancelled());
+
+  auto st = std::make_shared<mp::detail::ResultState<int>>();
+  mp::AsyncResult<int> r(st);
+  CHECK(r.running());
+  CHECK_FALSE(r.done());
+  CHECK_FALSE(r.cancelled());
+  CHECK_THROWS_AS(r.exception(1ms), mp::TimeoutError);
+  std::thread t([&] { st->set_value(1); });
+  CHECK(r.exception() == nullptr);  // blocks until the value is there
+  t.join();
+  CHECK(r.done());
+  CHECK_FALSE(r.running());
+  CHECK(r.exception(0ms) == nullptr);
+
+  auto c = std::make_shared<mp::detail::ResultState<void>>();
+  mp::AsyncResult<void> rc(c);
+  c->fail(std::make_exception_ptr(mp::CancelledError("cancelled")));
+  CHECK(rc.cancelled());
+  CHECK(rc.done());
+  CHECK_THROWS_AS(std::rethrow_exception(rc.exception()), mp::CancelledError);
+
+  auto e = std::make_shared<mp::detail::ResultState<int>>();
+  mp::AsyncResult<int> re(e);
+  e->fail(std::make_exception_ptr(std::out_of_range("oops")));
+  CHECK_FALSE(re.cancelled());
+  CHECK_THROWS_AS(std::rethrow_exception(re.exception()), std::out_of_range);
 }

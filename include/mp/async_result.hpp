@@ -3,7 +3,10 @@
 //
 // The shared state is a futex word (0 pending, 1 value, 2 error) that the
 // pool's result thread sets once, the value or exception, and callbacks
-// registered with then(). Waiting spins ~100 us, meanwhile reading the
+// registered with then(). Completion first decides the outcome, then runs
+// the callbacks, then publishes the word: a thread that sees the result
+// ready also sees every callback registered before completion finished
+// (Python's order). Waiting spins ~100 us, meanwhile reading the
 // pool's result channels itself (so a quick task's result needs no thread
 // wakeup), then sleeps on the word.
 #pragma once
@@ -23,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include <mp/detail/callback_error.hpp>
 #include <mp/detail/futex.hpp>
 #include <mp/detail/task.hpp>
 #include <mp/errors.hpp>
@@ -64,7 +68,7 @@ public:
   /// see AsyncResult::cancel. True again once it returned true.
   bool cancel(bool running) {
     if (cancelled_.load(std::memory_order_acquire)) return true;
-    if (ready() || helper_ == nullptr) return false;
+    if (outcome() != pending || helper_ == nullptr) return false;
     if (!helper_->cancel(this, running)) return false;
     cancelled_.store(true, std::memory_order_release);
     // With running: the worker is killed; the state fails now, not once
@@ -84,36 +88,46 @@ public:
   [[nodiscard]] bool has_callbacks() const noexcept override { return has_cb_.load(std::memory_order_acquire); }
   void use_helper(const std::shared_ptr<WaitHelper>& h) noexcept override { helper_ = h; }
 
-  /// Runs cb now if ready, else stores it to run on completion.
+  /// Stores cb to run on completion, before the state is published; runs it
+  /// now in this thread when the callbacks already ran. Called from inside a
+  /// callback of this state, cb runs after the current one, still before
+  /// the state is published. An exception cb throws goes to stderr.
   void add_callback(std::function<void()> cb) {
-    if (status_.load(std::memory_order_seq_cst) == pending) {
-      {
-        std::lock_guard lock(cb_mu_);
+    {
+      std::lock_guard lock(cb_mu_);
+      if (!cb_done_) {
         callbacks_.push_back(std::move(cb));
         has_cb_.store(true, std::memory_order_seq_cst);
+        return;
       }
-      // finish() checks has_cb_ after storing the status: one of us sees the other.
-      if (status_.load(std::memory_order_seq_cst) != pending) run_callbacks();
-      return;
     }
-    cb();
+    run_callback(cb);
   }
 
+  /// The published status: pending until the callbacks ran.
   [[nodiscard]] std::uint32_t status() const noexcept { return status_.load(std::memory_order_acquire); }
+  /// The decided status: set before the callbacks run (what they read).
+  [[nodiscard]] std::uint32_t outcome() const noexcept { return outcome_.load(std::memory_order_acquire); }
   [[nodiscard]] const std::exception_ptr& error() const noexcept { return error_; }
+  /// Whether a cancel() succeeded (the state may still be pending).
+  [[nodiscard]] bool cancel_requested() const noexcept { return cancelled_.load(std::memory_order_acquire); }
 
 protected:
   /// True for the one caller that may set the value or the error.
   bool claim() noexcept { return !claimed_.exchange(true, std::memory_order_acq_rel); }
 
+  /// Decides the outcome, runs the callbacks, then publishes st and wakes
+  /// the waiters.
   void finish(std::uint32_t st) noexcept {
+    outcome_.store(st, std::memory_order_release);
+    run_callbacks();
     status_.store(st, std::memory_order_seq_cst);
     if (waiters_.load(std::memory_order_seq_cst) != 0) futex_wake_all(status_);
-    if (has_cb_.load(std::memory_order_seq_cst)) run_callbacks();  // no lock when there are none
   }
 
   mutable std::atomic<std::uint32_t> status_{pending};
   mutable std::atomic<std::uint32_t> waiters_{0};
+  std::atomic<std::uint32_t> outcome_{pending};
   std::exception_ptr error_;
 
 private:
@@ -134,18 +148,20 @@ private:
     if (h != nullptr) h->leave(!ready());
   }
 
-  /// Runs (once) the callbacks registered so far.
+  /// Runs each registered callback once, including those registered while
+  /// they run; afterwards add_callback runs a callback itself.
   void run_callbacks() noexcept {
-    std::vector<std::function<void()>> cbs;
-    {
-      std::lock_guard lock(cb_mu_);
-      cbs.swap(callbacks_);
-    }
-    for (auto& cb : cbs) {
-      try {
-        cb();
-      } catch (...) {  // a throwing callback must not kill the result thread
+    for (;;) {
+      std::vector<std::function<void()>> cbs;
+      {
+        std::lock_guard lock(cb_mu_);
+        if (callbacks_.empty()) {
+          cb_done_ = true;
+          return;
+        }
+        cbs.swap(callbacks_);
       }
+      for (auto& cb : cbs) run_callback(cb);
     }
   }
 
@@ -153,6 +169,7 @@ private:
   std::atomic<bool> claimed_{false};    ///< the value or error is being set
   std::atomic<bool> cancelled_{false};  ///< a cancel() succeeded
   std::mutex cb_mu_;
+  bool cb_done_ = false;  ///< guarded by cb_mu_: the callbacks ran
   std::vector<std::function<void()>> callbacks_;
   std::shared_ptr<WaitHelper> helper_;
 };
@@ -260,21 +277,66 @@ public:
     return st_->status() == detail::StateBase::has_value;
   }
 
-  /// Registers callback(const T&) (callback() for void), run once on the
-  /// pool's result thread when the value arrives, or at once in this thread
-  /// if it is already there. Exceptions the callback throws are swallowed.
+  /// Whether the task has ended: ready(), as concurrent.futures names it.
+  /// Never blocks.
+  [[nodiscard]] bool done() const noexcept { return ready(); }
+
+  /// Whether the task was submitted, has not ended and no cancel() of it
+  /// succeeded: queued or running, as the pool does not tell the parent
+  /// when a worker starts a task. Never blocks.
+  [[nodiscard]] bool running() const noexcept { return valid() && !ready() && !st_->cancel_requested(); }
+
+  /// Whether the task ended with mp::CancelledError (cancel() succeeded; a
+  /// map cancelled without killing fails once its running chunks ended).
+  /// Never blocks.
+  [[nodiscard]] bool cancelled() const noexcept {
+    if (st_ == nullptr || st_->status() != detail::StateBase::has_error) return false;
+    try {
+      std::rethrow_exception(st_->error());
+    } catch (const CancelledError&) {
+      return true;
+    } catch (...) {
+      return false;
+    }
+  }
+
+  /// Blocks until the task ends; returns its exception, null when it
+  /// succeeded. Never throws.
+  [[nodiscard]] std::exception_ptr exception() const {
+    wait();
+    return error_or_null();
+  }
+
+  /// exception() that throws mp::TimeoutError when the task has not ended
+  /// within d.
+  template <class Rep, class Period>
+  [[nodiscard]] std::exception_ptr exception(std::chrono::duration<Rep, Period> d) const {
+    if (!wait(d)) throw TimeoutError("mp::AsyncResult::exception: the task did not end within the timeout");
+    return error_or_null();
+  }
+
+  /// Registers callback(const T&) (callback() for void), run once when the
+  /// value arrives and before the future is ready: after get() or wait()
+  /// returns, every callback registered before the task ended has run. It
+  /// runs on the pool's result thread (or a thread blocked in get() that is
+  /// delivering results), or at once in this thread when the task already
+  /// ended. It must not block for long nor wait for this future; it may call
+  /// then(), cancel(), and the pool's close() and terminate(). An exception
+  /// it throws never leaves then(): it is printed to stderr on one line
+  /// ("mp: an AsyncResult callback threw <type>: <what>; ignored").
+  /// Thread-safe.
   template <class Cb>
   AsyncResult& then(Cb callback) {
     return then(std::move(callback), [](std::exception_ptr) {});
   }
 
-  /// Also registers error_callback(std::exception_ptr), run instead when
-  /// the task failed.
+  /// Also registers error_callback(std::exception_ptr), run instead, in the
+  /// same way, when the task failed.
   template <class Cb, class ErrCb>
   AsyncResult& then(Cb callback, ErrCb error_callback) {
     detail::ResultState<T>* s = st_.get();
     st_->add_callback([s, cb = std::move(callback), ecb = std::move(error_callback)]() mutable {
-      if (s->status() == detail::StateBase::has_error) {
+      if (s->outcome() == detail::StateBase::has_error) {
         ecb(s->error());
       } else if constexpr (std::is_void_v<T>) {
         cb();
@@ -301,6 +363,9 @@ public:
   [[nodiscard]] bool valid() const noexcept { return st_ != nullptr; }
 
 private:
+  std::exception_ptr error_or_null() const {
+    return st_->status() == detail::StateBase::has_error ? st_->error() : nullptr;
+  }
   void rethrow_if_failed() const {
     if (st_->status() == detail::StateBase::has_error) std::rethrow_exception(st_->error());
   }

@@ -13,6 +13,7 @@
 #include <mp/codec.hpp>
 #include <mp/cpu_count.hpp>
 #include <mp/async_result.hpp>
+#include <mp/wait.hpp>
 #include <mp/partial.hpp>
 #include <mp/pool.hpp>
 #include <mp/process.hpp>

@@ -171,6 +171,20 @@ public:
     return map_impl<false>(std::forward<F>(f), std::forward<Rg>(range), chunksize);
   }
 
+  /// Executor.map(f, a, b, ...): [f(x, y, ...) for x, y, ... in zip(a, b,
+  /// ...)], stopping at the shortest range; the ranges are read at once.
+  /// Elements convert to f's parameter types. Default chunksize. As map().
+  template <class F, std::ranges::input_range A, std::ranges::input_range B, std::ranges::input_range... More>
+  auto map(F&& f, A&& a, B&& b, More&&... more) {
+    return std::move(map_async(std::forward<F>(f), a, b, more...)).get();
+  }
+
+  /// The zipped map() returning a future.
+  template <class F, std::ranges::input_range A, std::ranges::input_range B, std::ranges::input_range... More>
+  auto map_async(F&& f, A&& a, B&& b, More&&... more) {
+    return map_impl<true>(std::forward<F>(f), zip_items(a, b, more...), 0);
+  }
+
   /// [f(*x) for x in range]: each element (tuple, pair, array) unpacked into
   /// f's arguments. As map().
   template <class F, std::ranges::input_range Rg>
@@ -200,6 +214,19 @@ public:
     return make_imap<false>(std::forward<F>(f), std::forward<Rg>(range), chunksize);
   }
 
+  /// The lazy form of starmap (mpi4py.util.pool's istarmap): f(*x) for each
+  /// tuple-like x, in input order. As imap().
+  template <class F, std::ranges::input_range Rg>
+  auto istarmap(F&& f, Rg&& range, std::size_t chunksize = 0) {
+    return make_imap<true, true>(std::forward<F>(f), std::forward<Rg>(range), chunksize);
+  }
+
+  /// istarmap() in completion order.
+  template <class F, std::ranges::input_range Rg>
+  auto istarmap_unordered(F&& f, Rg&& range, std::size_t chunksize = 0) {
+    return make_imap<false, true>(std::forward<F>(f), std::forward<Rg>(range), chunksize);
+  }
+
   /// No more submissions (they throw std::logic_error); queued tasks still
   /// run. Never blocks. Thread-safe; may be called from a then() callback.
   void close() { backend_.close(); }
@@ -208,6 +235,15 @@ public:
   /// terminate() first (std::logic_error otherwise). Blocks. From a then()
   /// callback it would wait for itself: std::logic_error.
   void join() { backend_.join(); }
+
+  /// join() that waits at most d for the queued tasks; returns false when
+  /// some are still outstanding then (the pool stays closed, join() may be
+  /// called again). The workers' exit after the last task is not timed.
+  /// Throws std::logic_error as join() does.
+  template <class Rep, class Period>
+  bool join(std::chrono::duration<Rep, Period> d) {
+    return backend_.join_until(detail::deadline_after(d));
+  }
 
   /// Kills the workers now; unfinished tasks fail with mp::ClosedError.
   /// Blocks only while the workers are reaped. Thread-safe, idempotent; may
@@ -239,6 +275,21 @@ private:
     b.memory_limit = o.memory_limit;
     b.max_result_bytes = o.max_result_bytes;
     return b;
+  }
+
+  /// The tuples of the ranges' elements, up to the shortest range.
+  template <class... Rg>
+  static auto zip_items(Rg&... rgs) {
+    std::vector<std::tuple<std::ranges::range_value_t<Rg>...>> out;
+    auto its = std::tuple(std::ranges::begin(rgs)...);
+    const auto ends = std::tuple(std::ranges::end(rgs)...);
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      while (((std::get<I>(its) != std::get<I>(ends)) && ...)) {
+        out.emplace_back(*std::get<I>(its)...);
+        (++std::get<I>(its), ...);
+      }
+    }(std::index_sequence_for<Rg...>{});
+    return out;
   }
 
   std::size_t default_chunksize(std::size_t n) const noexcept {
@@ -324,27 +375,28 @@ private:
 
   bool running() { return backend_.running(); }
 
-  template <bool Ordered, class F, class Rg>
+  template <bool Ordered, bool Star = false, class F, class Rg>
   auto make_imap(F&& f, Rg&& range, std::size_t chunksize) {
     using Fn = std::decay_t<F>;
-    using T = detail::item_wire_t<false, Fn, std::ranges::range_value_t<Rg>>;
+    using T = detail::item_wire_t<Star, Fn, std::ranges::range_value_t<Rg>>;
     detail::check_callable<Fn>();
     detail::check_params<Fn>();
     detail::check_reach<Backend, Fn, T>();
     detail::check_argument<T>();
-    using R = std::remove_cvref_t<detail::item_result_t<false, Fn, T>>;
+    using R = std::remove_cvref_t<detail::item_result_t<Star, Fn, T>>;
     if constexpr (std::is_void_v<R>) {
       static_assert(detail::always_false<Fn>,
-                    "mp::Pool::imap and imap_unordered yield f's results, and this f returns void: use "
-                    "pool.map(f, range), which runs every item and rethrows the first error in input order.");
+                    "mp::Pool::imap, imap_unordered, istarmap and istarmap_unordered yield f's results, and "
+                    "this f returns void: use pool.map(f, range) or pool.starmap(f, range), which run every "
+                    "item and rethrow the first error in input order.");
     } else {
-      return make_imap_range<Ordered, Fn, T>(std::forward<F>(f), std::forward<Rg>(range), chunksize);
+      return make_imap_range<Ordered, Star, Fn, T>(std::forward<F>(f), std::forward<Rg>(range), chunksize);
     }
   }
 
-  template <bool Ordered, class Fn, class T, class F, class Rg>
+  template <bool Ordered, bool Star, class Fn, class T, class F, class Rg>
   auto make_imap_range(F&& f, Rg&& range, std::size_t chunksize) {
-    detail::check_argument<std::remove_cvref_t<detail::item_result_t<false, Fn, T>>>();
+    detail::check_argument<std::remove_cvref_t<detail::item_result_t<Star, Fn, T>>>();
     check_owner();
     if (!backend_.running()) throw detail::PoolNotRunning(backend_.why_not_running());
     std::size_t cs = chunksize;
@@ -357,8 +409,8 @@ private:
       }
     }
     auto view = std::views::all(std::forward<Rg>(range));
-    return detail::ImapRange<Backend, Fn, decltype(view), T>(backend_, Fn(std::forward<F>(f)), std::move(view), cs,
-                                                             Ordered, 4 * std::size_t{size()});
+    return detail::ImapRange<Backend, Fn, decltype(view), T, Star>(backend_, Fn(std::forward<F>(f)), std::move(view),
+                                                                   cs, Ordered, 4 * std::size_t{size()});
   }
 
   pid_t owner_ = detail::self_pid();  ///< the process that made the pool; set before backend_ forks

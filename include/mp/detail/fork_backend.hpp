@@ -149,20 +149,31 @@ public:
 
   /// Waits for every queued task, then lets the workers exit and reaps them.
   /// Requires close() first (std::logic_error otherwise). Blocks.
-  void join() {
+  void join() { join_until(Clock::time_point::max()); }
+
+  /// join() that returns false, joining nothing, when tasks are still
+  /// outstanding at the deadline. The workers' exit after the last task is
+  /// not timed (it takes milliseconds).
+  bool join_until(Clock::time_point deadline) {
     if (std::this_thread::get_id() == thread_.get_id())
       throw std::logic_error(
           "mp::Pool::join: called from a then() callback, which runs on the pool's result thread; join would wait "
           "for that thread itself (call close() or terminate() there, and join() from another thread)");
     std::unique_lock lock(mu_);
     if (!closed_) throw std::logic_error("mp::Pool::join: call close() or terminate() first");
-    if (joined_) return;
-    idle_cv_.wait(lock, [&] { return terminated_ || outstanding() == 0; });
-    if (terminated_) return;
+    if (joined_) return true;
+    const auto idle = [&] { return terminated_ || outstanding() == 0; };
+    if (deadline == Clock::time_point::max()) {
+      idle_cv_.wait(lock, idle);
+    } else if (!idle_cv_.wait_until(lock, deadline, idle)) {
+      return false;
+    }
+    if (terminated_) return true;
     stopping_ = true;
     pump();  // sends each worker its stop message
     lock.unlock();
     shutdown(SpawnerOp::join);  // the spawner exits once every worker did
+    return true;
   }
 
   /// Kills every worker now; tasks not finished fail with mp::ClosedError.

@@ -1,4 +1,5 @@
-// mp/detail/pool_imap.hpp - the lazy range Pool::imap / imap_unordered return.
+// mp/detail/pool_imap.hpp - the lazy range Pool::imap / imap_unordered /
+// istarmap / istarmap_unordered return.
 //
 // It reads the input only when a result is wanted, keeps at most `window`
 // chunks in flight, and forgets the rest when dropped early: in-flight
@@ -21,10 +22,11 @@ namespace mp::detail {
 inline constexpr std::size_t imap_max_default_chunk = 4096;
 inline constexpr std::size_t imap_streaming_chunk = 1024;
 
-/// T: the item type sent (the input's values converted to f's parameter).
-template <class Backend, class Fn, class View, class T = std::ranges::range_value_t<View>>
+/// T: the item type sent (the input's values converted to f's parameter);
+/// Star: each item is a tuple unpacked into f's arguments (istarmap).
+template <class Backend, class Fn, class View, class T = std::ranges::range_value_t<View>, bool Star = false>
 class ImapRange {
-  using R = std::remove_cvref_t<item_result_t<false, Fn, T>>;
+  using R = std::remove_cvref_t<item_result_t<Star, Fn, T>>;
   using Elem = std::conditional_t<std::is_same_v<R, bool>, char, R>;
 
 public:
@@ -88,7 +90,7 @@ private:
       if (items.empty()) break;
       const std::size_t seq = next_seq_++;
       st_->expect(seq, items.size());
-      build_chunk<false, Fn, T>(f_, items.begin(), items.size(),
+      build_chunk<Star, Fn, T>(f_, items.begin(), items.size(),
                                 [&](std::size_t n, auto& enc) { b_->submit(n, enc, st_, seq); });
       ++inflight_;
     }
