@@ -772,8 +772,10 @@ TEST_CASE("nested: a task or a child process that submits to its parent's pool g
   child.join();
   CHECK(child.exitcode() == 7);
   CHECK(pool.apply(square, 4) == 16);  // the pool is unharmed
-  pool.~Pool();
+  std::destroy_at(&pool);
   g_parent_pool = nullptr;
+}
+
 namespace {
 int to_int(std::string s) { return std::stoi(s); }
 std::string tag(std::string s, int n, char c) { return s + std::to_string(n) + c; }
