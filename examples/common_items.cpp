@@ -1,9 +1,9 @@
 // examples/common_items.cpp - the row-wise common items of two lists, one
 // apply_async per row.
 //
-// Exercise 1 of the tutorial "Parallel Processing in Python - A Practical
-// Guide with Examples" (machinelearningplus.com, the notebook that opens with
-// "Solve 3 different usecases with the multiprocessing.Pool() interface"):
+// Exercise 1 of the multiprocessing.Pool tutorial this project's demo follows
+// (the notebook that opens "Solve 3 different usecases with the
+// multiprocessing.Pool() interface"; it names no author or address):
 // for each i, the items list_a[i] and list_b[i] have in common. Python:
 //   results = [pool.apply_async(common, args=(a, b)) for a, b in zip(list_a, list_b)]
 //   print([r.get() for r in results])

@@ -1,8 +1,9 @@
 // examples/hypotenuse.cpp - a DataFrame-style table, row-wise with map and
 // column-wise with starmap.
 //
-// Exercise 3 of the tutorial "Parallel Processing in Python - A Practical
-// Guide with Examples" (machinelearningplus.com): a table of two integer
+// Exercise 3 of the multiprocessing.Pool tutorial this project's demo follows
+// (the notebook that opens "Solve 3 different usecases with the
+// multiprocessing.Pool() interface"; it names no author or address): a table of two integer
 // columns in [3, 10); the hypotenuse sqrt(a^2 + b^2) of each row. Python:
 //   pool.imap(hypotenuse, df.itertuples(name=False))        # row-wise
 //   pool.starmap(hypotenuse2, zip(df["a"], df["b"]))          # column pairs

@@ -1,8 +1,9 @@
 // examples/normalize_rows.cpp - scale each row of a 2-D array to [0, 1], with
 // map.
 //
-// Exercise 2 of the tutorial "Parallel Processing in Python - A Practical
-// Guide with Examples" (machinelearningplus.com): each row becomes
+// Exercise 2 of the multiprocessing.Pool tutorial this project's demo follows
+// (the notebook that opens "Solve 3 different usecases with the
+// multiprocessing.Pool() interface"; it names no author or address): each row becomes
 // (x - min) / (max - min). Python:
 //   pool.map(normalize, list_a)
 // The tutorial's 4 x 4 list is printed; then a 20,000 x 100 array of doubles
