@@ -677,6 +677,8 @@ TEST_CASE("a shared object made after the pool throws logic_error in the worker"
   CHECK_THROWS_AS(pool.map(mp::partial(fill_row, late_rows), std::vector<std::size_t>{0, 1}), std::logic_error);
   CHECK(late_rows[0] == 0);
   CHECK(pool.apply(square, 3) == 9);  // the pool is unharmed
+}
+
 // Nested pools: a task is an ordinary forked process, so it may build its own
 // Pool (whose spawner and workers are its children) or start an mp::Process.
 namespace {
