@@ -45,6 +45,7 @@
 #include <mp/cpu_count.hpp>
 #include <mp/detail/backend.hpp>
 #include <mp/detail/pool_layout.hpp>
+#include <mp/detail/pool_phase.hpp>
 #include <mp/detail/pool_reader.hpp>
 #include <mp/detail/pool_worker.hpp>
 #include <mp/detail/spawners.hpp>
@@ -111,7 +112,7 @@ public:
     sink->use_helper(reader_);
     if (idle_wait_.load(std::memory_order_relaxed) && idle_wait_.exchange(false)) seg_.ctl().doorbell.notify();
     std::lock_guard lock(mu_);
-    if (closed_) throw PoolNotRunning(broken_ ? broken_why_ : not_running);
+    if (phase() != Phase::running) throw PoolNotRunning(why_locked());
     if (pending_.empty() && opt_.retries == 0) {  // with retries, keep a copy: go through pending_
       const int i = choose();
       if (i >= 0 && n <= whole_limit()) {
@@ -132,19 +133,19 @@ public:
   /// Why submissions are refused: closed, terminated or broken (which and why).
   std::string why_not_running() {
     std::lock_guard lock(mu_);
-    return broken_ ? broken_why_ : not_running;
+    return why_locked();
   }
 
   /// Whether submissions are accepted (not closed, terminated or broken).
   bool running() {
     std::lock_guard lock(mu_);
-    return !closed_;
+    return phase() == Phase::running;
   }
 
   /// No more submissions; running and queued tasks go on. Never blocks.
   void close() {
     std::lock_guard lock(mu_);
-    closed_ = true;
+    if (phase() == Phase::running) set_phase(Phase::closed);
   }
 
   /// Waits for every queued task, then lets the workers exit and reaps them.
@@ -155,11 +156,12 @@ public:
           "mp::Pool::join: called from a then() callback, which runs on the pool's result thread; join would wait "
           "for that thread itself (call close() or terminate() there, and join() from another thread)");
     std::unique_lock lock(mu_);
-    if (!closed_) throw std::logic_error("mp::Pool::join: call close() or terminate() first");
-    if (joined_) return;
-    idle_cv_.wait(lock, [&] { return terminated_ || outstanding() == 0; });
-    if (terminated_) return;
-    stopping_ = true;
+    if (phase() == Phase::running) throw std::logic_error("mp::Pool::join: call close() or terminate() first");
+    auto killed = [&] { return phase() == Phase::terminated || phase() == Phase::ended; };
+    if (killed()) return;
+    idle_cv_.wait(lock, [&] { return killed() || outstanding() == 0; });
+    if (killed()) return;
+    set_phase(Phase::stopping);
     pump();  // sends each worker its stop message
     lock.unlock();
     shutdown(SpawnerOp::join);  // the spawner exits once every worker did
@@ -170,9 +172,8 @@ public:
   void terminate() {
     {
       std::lock_guard lock(mu_);
-      closed_ = true;
-      if (joined_) return;
-      terminated_ = true;
+      if (phase() == Phase::ended) return;
+      set_phase(Phase::terminated);
     }
     idle_cv_.notify_all();
     shutdown(SpawnerOp::kill);
@@ -190,13 +191,13 @@ public:
     bool killed = false;
     {
       std::lock_guard lock(mu_);
-      if (terminated_) return false;
+      if (phase() == Phase::terminated || phase() == Phase::ended) return false;
       removed = take_pending_of(pending_, s);
       for (unsigned i = 0; running && i < workers_.size(); ++i) {
         const InFlight* e = workers_[i].running();
         if (e != nullptr && e->sink.get() == s) killed = doom(i, *e, cancelled_error(true)) || killed;
       }
-      if (closed_) idle_cv_.notify_all();
+      if (phase() != Phase::running) idle_cv_.notify_all();
     }
     const auto err = cancelled_error(false);
     for (auto& p : removed) p.sink->on_error(p.index, err);
@@ -257,7 +258,7 @@ private:
   void pump() {
     for (auto& w : workers_) {
       if (w.streaming) w.stream(part_limit());
-      if (stopping_ && !w.stop_sent && !w.dead && w.inflight.empty()) w.send_stop();
+      if (phase() == Phase::stopping && !w.stop_sent && !w.dead && w.inflight.empty()) w.send_stop();
     }
     while (!pending_.empty()) {
       const int i = choose();
@@ -302,24 +303,30 @@ private:
   void check_spawner();
   void heal();
   Clock::time_point spawner_check_due() const;
-  bool broken_now();
   void mark_all_dead();
+
+  // ---- lifecycle (pool_phase.hpp) -----------------------------------------------
+
+  /// The phase; read under mu_, or lock-free by the result thread (ended?).
+  [[nodiscard]] Phase phase() const noexcept { return phase_.load(std::memory_order_relaxed); }
+  /// Moves to phase `to` (under mu_); std::logic_error if it may not go there.
+  void set_phase(Phase to) { phase_.store(next_phase(phase(), to), std::memory_order_seq_cst); }
+  /// Whether the result thread should end. Never blocks.
+  [[nodiscard]] bool ended() const noexcept { return phase_.load(std::memory_order_acquire) == Phase::ended; }
+  /// The sentence PoolNotRunning carries (under mu_).
+  [[nodiscard]] std::string why_locked() const { return broken_why_.empty() ? std::string(not_running) : broken_why_; }
 
   // ---- shutdown ------------------------------------------------------------
 
+  /// Ends the spawners (op: kill or join) and the result thread. Called in
+  /// phase stopping or terminated, so the spawners' exit is no death.
   void shutdown(SpawnerOp op) {
-    {
-      std::lock_guard lock(mu_);
-      ending_ = true;  // the spawners' exit from here on is no death
-    }
     spawners_.end(op);
     {
       std::lock_guard lock(mu_);
       spawners_.close();
-      quit_ = true;
-      joined_ = true;
+      set_phase(Phase::ended);
     }
-    quit_flag_.store(true, std::memory_order_seq_cst);
     seg_.ctl().doorbell.notify_always();
     futex_wake_all(reader_->active_word());
     // From a callback on the result thread: it ends when the callback
@@ -348,11 +355,8 @@ private:
   std::vector<Pending> retry_;  // a dead worker's task to run again (handle_death, under mu_)
   mutable std::mutex mu_;
   std::condition_variable idle_cv_;
-  bool closed_ = false, stopping_ = false, terminated_ = false, joined_ = false, broken_ = false;
-  bool ending_ = false;  // shutdown began: the spawner is told to exit (guarded by mu_)
-  bool quit_ = false;    // the result thread should end (guarded by mu_)
-  std::string broken_why_;
-  std::atomic<bool> quit_flag_{false};
+  std::atomic<Phase> phase_{Phase::running};  // written under mu_; atomic for the result thread's ended()
+  std::string broken_why_;                      // why the pool is broken ("" if it never was; under mu_)
   Spawners spawners_;
   std::uint32_t events_seen_ = 0;
   std::uint64_t idle_clock_ = 0;
