@@ -6,8 +6,8 @@
 // the class, scheduling and shutdown; the result thread's members are in
 // fork_results.hpp, fault handling in fork_faults.hpp.
 //
-// Bookkeeping (under mu_): per worker a FIFO of in-flight tasks (a Worker,
-// pool_worker.hpp); beyond a window per worker (at least
+// Bookkeeping (under mu_): per worker a FIFO of in-flight tasks (a WorkerLedger,
+// worker_ledger.hpp); beyond a window per worker (at least
 // BackendOptions::window, about 1 ms of work for short tasks) messages wait
 // in a parent-side pending deque. A task goes to the idle worker that went
 // idle last (likely still spinning: no ~60 us wakeup), else the least
@@ -47,7 +47,9 @@
 #include <mp/detail/pool_layout.hpp>
 #include <mp/detail/pool_phase.hpp>
 #include <mp/detail/pool_reader.hpp>
-#include <mp/detail/pool_worker.hpp>
+#include <mp/detail/spin.hpp>
+#include <mp/detail/worker_ledger.hpp>
+#include <mp/detail/worker_process.hpp>
 #include <mp/detail/spawners.hpp>
 #include <mp/detail/task.hpp>
 #include <mp/errors.hpp>
@@ -60,16 +62,14 @@ public:
   static constexpr bool shares_memory = true;
 
   explicit ForkBackend(const BackendOptions& o)
-      : opt_(resolved(o)), seg_(opt_.processes, o.channel_capacity), workers_(opt_.processes), spawners_(seg_, [this](unsigned i) {
+      : opt_(resolved(o)),
+        seg_(opt_.processes, o.channel_capacity),
+        workers_(WorkerLedger::for_slots(seg_, opt_.processes)),
+        spawners_(seg_, [this](unsigned i) {
           return worker_main(seg_, i, opt_.initializer,
                              WorkerLimits{opt_.maxtasksperchild, opt_.memory_limit, opt_.max_result_bytes,
                                           opt_.task_timeout > Clock::duration::zero()});
         }) {
-    for (unsigned i = 0; i < opt_.processes; ++i) {
-      workers_[i].tasks = seg_.task_channel(i);
-      workers_[i].results = seg_.result_channel(i);
-      workers_[i].slot = &seg_.slot(i);
-    }
     for (unsigned i = 0; i < opt_.processes; ++i) send(spawner_command(SpawnerOp::spawn, i));
     if (opt_.task_timeout > Clock::duration::zero()) next_timeout_check_ = Clock::time_point::min();
     last_spawner_check_ = Clock::now();
@@ -116,8 +116,8 @@ public:
     if (pending_.empty() && opt_.retries == 0) {  // with retries, keep a copy: go through pending_
       const int i = choose();
       if (i >= 0 && n <= whole_limit()) {
-        Worker& w = workers_[static_cast<unsigned>(i)];
-        if (Worker::try_send(w.tasks, n, enc)) {
+        WorkerLedger& w = workers_[static_cast<unsigned>(i)];
+        if (WorkerLedger::try_send(w.tasks, n, enc)) {
           w.inflight.push_back({std::move(sink), index, nullptr});
           ++w.sent;
           return;
@@ -241,7 +241,7 @@ private:
     int best = -1, idle = -1;
     std::size_t best_n = std::numeric_limits<std::size_t>::max();
     for (unsigned i = 0; i < workers_.size(); ++i) {
-      const Worker& w = workers_[i];
+      const WorkerLedger& w = workers_[i];
       if (w.dead || w.streaming || w.want_space) continue;
       if (opt_.maxtasksperchild != 0 && w.sent >= opt_.maxtasksperchild) continue;
       if (w.inflight.empty() && (idle < 0 || w.idle_since > workers_[static_cast<unsigned>(idle)].idle_since))
@@ -263,7 +263,7 @@ private:
     while (!pending_.empty()) {
       const int i = choose();
       if (i < 0) return;
-      Worker& w = workers_[static_cast<unsigned>(i)];
+      WorkerLedger& w = workers_[static_cast<unsigned>(i)];
       Pending& p = pending_.front();
       if (p.bytes.size() > whole_limit()) {
         w.inflight.push_back({p.sink, p.index, p.copy_if(opt_.retries != 0)});
@@ -350,7 +350,7 @@ private:
 
   BackendOptions opt_;
   PoolSegment seg_;
-  std::vector<Worker> workers_;
+  std::deque<WorkerLedger> workers_;
   std::deque<Pending> pending_;
   std::vector<Pending> retry_;  // a dead worker's task to run again (handle_death, under mu_)
   mutable std::mutex mu_;

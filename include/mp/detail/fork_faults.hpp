@@ -54,7 +54,7 @@ inline void ForkBackend::handle_events() {
 /// After terminate() it does nothing: every unfinished task fails with
 /// ClosedError (fail_everything).
 inline void ForkBackend::handle_death(unsigned i, const std::string& after) {
-  Worker& w = workers_[i];
+  WorkerLedger& w = workers_[i];
   WorkerSlot& slot = seg_.slot(i);
   {
     std::lock_guard lock(mu_);

@@ -67,7 +67,7 @@ inline bool ForkBackend::run_deferred() {
 }
 
 inline bool ForkBackend::any_streaming() const {
-  return std::any_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.streaming.has_value(); });
+  return std::any_of(workers_.begin(), workers_.end(), [](const WorkerLedger& w) { return w.streaming.has_value(); });
 }
 
 inline void ForkBackend::wait_for_work() {
@@ -116,7 +116,7 @@ inline void ForkBackend::deliver_error(unsigned i, std::exception_ptr e) {
   InFlight x;
   {
     std::lock_guard lock(mu_);
-    Worker& w = workers_[i];
+    WorkerLedger& w = workers_[i];
     if (w.inflight.empty()) return;
     x = w.take_answered(idle_clock_);
     if (phase() != Phase::running) idle_cv_.notify_all();
@@ -140,7 +140,7 @@ inline void ForkBackend::deliver(unsigned i, std::span<const std::byte> msg, boo
   InFlight e;
   {
     std::lock_guard lock(mu_);
-    Worker& w = workers_[i];
+    WorkerLedger& w = workers_[i];
     if (w.inflight.empty()) return;  // a result nobody asked for: ignore
     e = w.take_answered(idle_clock_);
     if (phase() != Phase::running) idle_cv_.notify_all();
