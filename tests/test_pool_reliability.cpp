@@ -12,6 +12,7 @@
 #include <mp/queue.hpp>
 
 #include "fork_helpers.hpp"
+#include "test_access.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -1265,7 +1266,7 @@ TEST_CASE("a corrupt result frame gives that task a DecodeError, the pool contin
   bool corrupted = false;
   for (int attempt = 0; attempt < 5 && !corrupted; ++attempt) {
     auto r = pool->apply_async(sleepy, 100);
-    corrupted = pool->backend().corrupt_next_result_for_test(0, std::chrono::seconds(5));
+    corrupted = mp::detail::TestAccess::corrupt_next_result(pool->backend(), 0, std::chrono::seconds(5));
     if (corrupted) CHECK_THROWS_AS(r.get(10s), mp::DecodeError);
     else CHECK(r.get(10s) == 100);
   }

@@ -204,17 +204,9 @@ public:
     return !removed.empty() || killed;
   }
 
-  /// For tests: corrupts the header of worker i's next result frame before
-  /// the parent reads it (as a stray write would), waiting up to `wait` for
-  /// one. Only a one-frame message is touched. Returns whether it did.
-  bool corrupt_next_result_for_test(unsigned i, Clock::duration wait) {
-    reader_->lock();  // neither the result thread nor a waiter reads meanwhile
-    const bool did = seg_.corrupt_next_result(i, Clock::now() + wait);
-    reader_->unlock();
-    return did;
-  }
-
 private:
+  friend struct TestAccess;  // tests corrupt a result frame (seg_, reader_)
+
   /// o with processes == 0 replaced by max(1, round(cpu_count() * factor)).
   static BackendOptions resolved(BackendOptions o) {
     if (o.processes == 0) o.processes = static_cast<unsigned>(std::max(1.0, std::round(cpu_count() * o.factor)));

@@ -161,23 +161,37 @@ bool spin_then_wait(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>
   }
 }
 
-/// How far a notifier runs. Only tests stop one early, to check that a
-/// notifier killed after that step still leaves the sleeper to the next one.
-enum class WakeSteps { look, bump, bump_and_wake, all };
+/// The notifier's half of spin_then_wait. Tests (TestAccess) run it up to a
+/// step, to check that a notifier killed after that step still leaves the
+/// sleeper to the next one.
+class Notifier {
+public:
+  /// After publishing (and a seq_cst fence): if a sleeper registered, bumps
+  /// the word, wakes every sleeper, then withdraws the ticket it found (a
+  /// sleeper that registered since keeps its own). A notifier killed
+  /// between any two of these steps loses no wake: see spin_then_wait.
+  static void wake_if_waiting(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleeper) noexcept {
+    run(word, sleeper, Step::all);
+  }
 
-/// The notifier's half, after publishing (and a seq_cst fence): if a sleeper
-/// registered, bump the word, wake every sleeper, then withdraw the ticket
-/// it found (a sleeper that registered since keeps its own). A notifier
-/// killed between any two of these steps loses no wake: see spin_then_wait.
-template <WakeSteps Upto = WakeSteps::all>
-void wake_if_waiting(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleeper) noexcept {
-  std::uint32_t ticket = sleeper.load(std::memory_order_relaxed);
-  if (Upto == WakeSteps::look || ticket == 0) return;
-  word.fetch_add(1, std::memory_order_seq_cst);
-  if (Upto == WakeSteps::bump) return;
-  futex_wake_all(word);
-  if (Upto == WakeSteps::bump_and_wake) return;
-  sleeper.compare_exchange_strong(ticket, 0, std::memory_order_seq_cst, std::memory_order_relaxed);
+private:
+  friend struct TestAccess;
+  enum class Step { look, bump, bump_and_wake, all };
+
+  static void run(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleeper, Step upto) noexcept {
+    std::uint32_t ticket = sleeper.load(std::memory_order_relaxed);
+    if (upto == Step::look || ticket == 0) return;
+    word.fetch_add(1, std::memory_order_seq_cst);
+    if (upto == Step::bump) return;
+    futex_wake_all(word);
+    if (upto == Step::bump_and_wake) return;
+    sleeper.compare_exchange_strong(ticket, 0, std::memory_order_seq_cst, std::memory_order_relaxed);
+  }
+};
+
+/// Notifier::wake_if_waiting.
+inline void wake_if_waiting(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleeper) noexcept {
+  Notifier::wake_if_waiting(word, sleeper);
 }
 
 /// A shared "something is ready" bell, so one consumer can sleep on many

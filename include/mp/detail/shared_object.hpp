@@ -177,6 +177,9 @@ private:
 
 struct HandleTag {};
 
+/// The tests' access to internals, defined in the tests (tests/test_access.hpp).
+struct TestAccess;
+
 /// Reaches a primitive's private handle fields and HandleTag constructor.
 struct HandleAccess {
   template <class T>
