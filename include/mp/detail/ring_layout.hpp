@@ -114,9 +114,9 @@ static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
 // ---- waiting -----------------------------------------------------------------
 
-/// How long a waiter spins (cpu_relax) before it sleeps on the futex. Waking
-/// a sleeper on the other core costs ~60 µs on the target VM; a short spin
-/// catches the common case of a peer that is about to publish.
+/// How long a waiter spins (cpu_relax) before it sleeps on the futex: a
+/// futex wake of a sleeper on another core takes tens of microseconds, and a
+/// short spin catches a peer that is about to publish without one.
 inline constexpr std::chrono::nanoseconds spin_time{20'000};
 
 /// The `sleeper` word's value for a sleeper that saw `word` == seen: never 0
@@ -135,8 +135,8 @@ constexpr std::uint32_t sleep_ticket(std::uint32_t seen) noexcept { return (seen
 /// the sleeper is being woken costs one wake, not one per publish (which
 /// matters when both share one core), and a notifier killed at any point of
 /// wake_if_waiting leaves the ticket set, so the next notifier still wakes
-/// the sleeper. (Clearing the flag first, as an earlier version did, lost
-/// that wake for good when the notifier died right after clearing it.) A
+/// the sleeper (a notifier that cleared the ticket before waking and died in
+/// between would lose that wake for good). A
 /// sleeper that died or timed out leaves at most one needless wake behind.
 template <class Ready>
 bool spin_then_wait(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleeper, Ready&& ready,
