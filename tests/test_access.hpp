@@ -29,6 +29,12 @@ struct TestAccess {
     return did;
   }
 
+  /// How many tasks worker i's current process has begun.
+  template <class ForkBackend>
+  static std::uint64_t tasks_begun(const ForkBackend& b, unsigned i) noexcept {
+    return b.seg_.slot(i).started.load();
+  }
+
   /// How far a notifier's wake runs in wake_up_to.
   using WakeStep = Notifier::Step;
 
