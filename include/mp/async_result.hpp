@@ -31,11 +31,6 @@
 namespace mp {
 namespace detail {
 
-/// How long a waiter spins (helping the backend read results) before it
-/// sleeps on the futex. A futex wake of a sleeper on another core takes tens
-/// of microseconds, so a round trip that completes within this window never
-/// sleeps.
-inline constexpr std::chrono::nanoseconds wait_spin_time{100'000};
 
 /// The part of a result state that does not depend on T.
 class StateBase : public Sink {

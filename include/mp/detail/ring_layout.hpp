@@ -43,6 +43,7 @@
 
 #include <mp/detail/config.hpp>
 #include <mp/detail/futex.hpp>
+#include <mp/detail/spin.hpp>
 #include <mp/detail/syscall.hpp>
 
 namespace mp::detail {
@@ -114,10 +115,6 @@ static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
 // ---- waiting -----------------------------------------------------------------
 
-/// How long a waiter spins (cpu_relax) before it sleeps on the futex: a
-/// futex wake of a sleeper on another core takes tens of microseconds, and a
-/// short spin catches a peer that is about to publish without one.
-inline constexpr std::chrono::nanoseconds spin_time{20'000};
 
 /// The `sleeper` word's value for a sleeper that saw `word` == seen: never 0
 /// (0 means nobody registered), and different for every value of `word` a
@@ -125,7 +122,7 @@ inline constexpr std::chrono::nanoseconds spin_time{20'000};
 constexpr std::uint32_t sleep_ticket(std::uint32_t seen) noexcept { return (seen << 1) | 1u; }
 
 /// Waits until ready() is true (returns true) or the deadline passes (returns
-/// false): spins for spin_time, then sleeps on `word`.
+/// false): spins for ring_spin_time (spin.hpp), then sleeps on `word`.
 ///
 /// `sleeper` holds 0 or the ticket of the last sleeper to register (see
 /// sleep_ticket): a sleeper stores it before its last check of ready(); a
@@ -142,7 +139,7 @@ template <class Ready>
 bool spin_then_wait(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleeper, Ready&& ready,
                     Clock::time_point deadline) {
   if (ready()) return true;
-  const auto spin_end = Clock::now() + spin_time;
+  const auto spin_end = Clock::now() + ring_spin_time;
   for (unsigned i = 1;; ++i) {
     cpu_relax();
     if (ready()) return true;

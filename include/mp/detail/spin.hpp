@@ -1,6 +1,8 @@
-// mp/detail/spin.hpp - how the pool's processes wait for a peer that is
-// likely to answer within microseconds: spin, yielding the CPU now and then,
-// for a bounded time; the caller then sleeps on a futex.
+// mp/detail/spin.hpp - how long each waiter of the library spins for a peer
+// that is likely to answer within microseconds before it sleeps on a futex,
+// and the spin loop the pool's processes use (spin_for). spin_for and
+// AsyncResult::get yield the CPU after spin_before_yield; a ring's waiter
+// (spin_then_wait, ring_layout.hpp) does not.
 #pragma once
 
 #include <chrono>
@@ -11,6 +13,21 @@
 #include <mp/detail/futex.hpp>
 
 namespace mp::detail {
+
+/// How long a ring's waiter spins (cpu_relax) before it sleeps on the futex: a
+/// futex wake of a sleeper on another core takes tens of microseconds, and a
+/// short spin catches a peer that is about to publish without one.
+inline constexpr std::chrono::nanoseconds ring_spin_time{20'000};
+
+/// How long AsyncResult::get spins (helping the backend read results) before it
+/// sleeps on the futex. A futex wake of a sleeper on another core takes tens
+/// of microseconds, so a round trip that completes within this window never
+/// sleeps.
+inline constexpr std::chrono::nanoseconds wait_spin_time{100'000};
+
+/// How long a worker spins for its next task before it sleeps on a futex
+/// (ns), counted from the end of its last task; an idle pool sleeps.
+inline constexpr std::int64_t worker_spin_ns = 100'000;
 
 /// How long the result thread spins for results before it sleeps.
 inline constexpr std::int64_t parent_spin_ns = 30'000;

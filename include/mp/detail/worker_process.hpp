@@ -23,10 +23,6 @@
 
 namespace mp::detail {
 
-/// How long a worker spins for its next task before it sleeps on a futex
-/// (ns), counted from the end of its last task; an idle pool sleeps.
-inline constexpr std::int64_t worker_spin_ns = 100'000;
-
 /// A worker's ResultOut: the result channel, blocking while it is full.
 /// A result above max_bytes is refused with std::length_error, which the
 /// trampoline sends back instead (small) as the task's error.
