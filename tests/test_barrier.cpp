@@ -10,6 +10,7 @@
 #include <mp/sharedctypes.hpp>
 
 #include "fork_helpers.hpp"
+#include "test_access.hpp"
 
 using namespace std::chrono_literals;
 using mp_test::exited_with;
@@ -103,7 +104,7 @@ TEST_CASE("Barrier: a last arriver killed between completing the round and wakin
           "[barrier][robust]") {
   mp::Barrier b(2);
   pid_t k = mp_test::fork_child([&] { return static_cast<int>(b.wait()); });  // index 0: exit 0
-  auto& l = b.layout_for_test();
+  auto& l = mp::detail::TestAccess::layout(b);
   while (b.n_waiting() == 0) std::this_thread::sleep_for(1ms);
   std::this_thread::sleep_for(20ms);  // asleep in the futex now
   mp::detail::complete_generation(l, l.state.load() >> 1);  // all the last arriver did before its wake

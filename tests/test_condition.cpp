@@ -11,6 +11,7 @@
 #include <mp/sharedctypes.hpp>
 
 #include "fork_helpers.hpp"
+#include "test_access.hpp"
 
 using namespace std::chrono_literals;
 using mp_test::exited_with;
@@ -81,8 +82,8 @@ TEST_CASE("Condition: a notify() killed between its bump and its wake strands no
     c.release();
     return 0;
   });
-  while (c.layout_for_test().waiters.load() == 0) std::this_thread::sleep_for(1ms);
+  while (mp::detail::TestAccess::layout(c).waiters.load() == 0) std::this_thread::sleep_for(1ms);
   std::this_thread::sleep_for(20ms);  // asleep in the futex now
-  c.layout_for_test().seq.fetch_add(1);  // all a notify() killed before its FUTEX_WAKE did
+  mp::detail::TestAccess::layout(c).seq.fetch_add(1);  // all a notify() killed before its FUTEX_WAKE did
   CHECK(mp_test::exited_with(mp_test::wait_child_within(k, 5s), 0));
 }

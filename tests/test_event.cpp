@@ -9,6 +9,7 @@
 #include <mp/sharedctypes.hpp>
 
 #include "fork_helpers.hpp"
+#include "test_access.hpp"
 
 using namespace std::chrono_literals;
 using mp_test::exited_with;
@@ -72,8 +73,8 @@ TEST_CASE("Event: a set() killed between raising the flag and waking strands no 
     e.wait();  // no timeout: only the flag can end it
     return 0;
   });
-  while (e.layout_for_test().waiters.load() == 0) std::this_thread::sleep_for(1ms);
+  while (mp::detail::TestAccess::layout(e).waiters.load() == 0) std::this_thread::sleep_for(1ms);
   std::this_thread::sleep_for(20ms);    // asleep in the futex now
-  e.layout_for_test().flag.store(1);  // all a set() killed before its FUTEX_WAKE did
+  mp::detail::TestAccess::layout(e).flag.store(1);  // all a set() killed before its FUTEX_WAKE did
   CHECK(exited_with(mp_test::wait_child_within(k, 5s), 0));  // it looked again within a second
 }

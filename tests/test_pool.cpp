@@ -518,11 +518,18 @@ TEST_CASE("50 pools in sequence leak no process, fd or /dev/shm entry", "[pool][
 
 TEST_CASE("a pool built in a thread that has exited keeps its workers", "[pool][robust]") {
   std::unique_ptr<mp::Pool> pool;
+  pid_t tid = 0;
   std::thread([&] {
+    tid = ::gettid();
     pool = std::make_unique<mp::Pool>(2);
     CHECK(pool->apply(square, 2) == 4);
   }).join();
-  std::this_thread::sleep_for(50ms);  // PR_SET_PDEATHSIG on the spawner would have fired by now
+  // A PR_SET_PDEATHSIG tied to that thread is sent before the kernel drops
+  // the thread from /proc: wait until it is gone.
+  const std::string task = "/proc/self/task/" + std::to_string(tid);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (::access(task.c_str(), F_OK) == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  REQUIRE(::access(task.c_str(), F_OK) != 0);
   CHECK(pool->apply_async(square, 3).get(10s) == 9);
   auto r = pool->map_async(square, std::views::iota(0, 100), 1);
   CHECK(r.get(10s)[99] == 99 * 99);

@@ -12,6 +12,7 @@
 #include <mp/queue.hpp>
 
 #include "fork_helpers.hpp"
+#include "test_access.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -130,6 +131,13 @@ bool eventually(std::chrono::milliseconds limit, Pred&& pred) {
   return true;
 }
 
+/// Whether workers 0..n-1 of pool have each begun a task.
+bool workers_busy(mp::Pool& pool, unsigned n) {
+  for (unsigned i = 0; i < n; ++i)
+    if (mp::detail::TestAccess::tasks_begun(pool.backend(), i) == 0) return false;
+  return true;
+}
+
 /// The pool's worker pids now (0 for a slot being forked).
 std::vector<pid_t> worker_pids(mp::Pool& pool) { return pool.pids(); }
 
@@ -230,7 +238,7 @@ TEST_CASE("a worker SIGKILLed from outside (as the OOM killer does) fails the ta
   const auto before = live_worker_pids(*pool);
   auto a = pool->apply_async(sleepy, 1000);
   auto b = pool->apply_async(sleepy, 1000);
-  std::this_thread::sleep_for(300ms);  // both workers are inside their task by now
+  REQUIRE(eventually(10'000ms, [&] { return workers_busy(*pool, 2); }));  // both are inside their task
   REQUIRE(kill_child_of(before[0], pool->backend().spawner_pid()));
   pid_t pa = 0, pb = 0;
   const std::string ea = error_of(a, &pa), eb = error_of(b, &pb);
@@ -1064,7 +1072,7 @@ TEST_CASE("AsyncResult::cancel: a task not started is removed, a running one onl
   o.window = 1;  // one task in the worker's channel, the rest wait in the parent
   auto pool = make_pool(o);
   auto running = pool->apply_async(sleepy, 300);
-  std::this_thread::sleep_for(50ms);
+  REQUIRE(eventually(10'000ms, [&] { return workers_busy(*pool, 1); }));
   auto queued = pool->apply_async(sleepy, 10);    // in the worker's channel
   auto waiting = pool->apply_async(sleepy, 10);   // in the parent
   auto waiting2 = pool->apply_async(sleepy, 11);
@@ -1089,7 +1097,7 @@ TEST_CASE("cancelling a map_async cancels its unstarted chunks, the map fails wi
   o.window = 1;
   auto pool = make_pool(o);
   auto m = pool->map_async(sleepy, std::vector<int>(200, 20), 1);
-  std::this_thread::sleep_for(50ms);
+  REQUIRE(eventually(10'000ms, [&] { return workers_busy(*pool, 2); }));
   const auto t0 = Clock::now();
   CHECK(m.cancel());
   CHECK_THROWS_AS(m.get(10s), mp::CancelledError);
@@ -1265,7 +1273,7 @@ TEST_CASE("a corrupt result frame gives that task a DecodeError, the pool contin
   bool corrupted = false;
   for (int attempt = 0; attempt < 5 && !corrupted; ++attempt) {
     auto r = pool->apply_async(sleepy, 100);
-    corrupted = pool->backend().corrupt_next_result_for_test(0, std::chrono::seconds(5));
+    corrupted = mp::detail::TestAccess::corrupt_next_result(pool->backend(), 0, std::chrono::seconds(5));
     if (corrupted) CHECK_THROWS_AS(r.get(10s), mp::DecodeError);
     else CHECK(r.get(10s) == 100);
   }

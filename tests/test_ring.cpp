@@ -14,6 +14,7 @@
 #include <mp/detail/spsc.hpp>
 
 #include "fork_helpers.hpp"
+#include "test_access.hpp"
 
 using namespace std::chrono_literals;
 using mp::detail::Clock;
@@ -318,8 +319,8 @@ TEST_CASE("a doorbell wait times out and can be rung unconditionally", "[ring][d
 }
 
 TEST_CASE("a notifier killed at any step of its wake leaves the sleeper to the next notifier", "[ring][fork]") {
-  using mp::detail::WakeSteps;
-  const WakeSteps upto = GENERATE(WakeSteps::look, WakeSteps::bump, WakeSteps::bump_and_wake);
+  using WakeStep = mp::detail::TestAccess::WakeStep;
+  const WakeStep upto = GENERATE(WakeStep::look, WakeStep::bump, WakeStep::bump_and_wake);
   struct Words {
     std::atomic<std::uint32_t> word, sleeper, ready;
   };
@@ -333,20 +334,18 @@ TEST_CASE("a notifier killed at any step of its wake leaves the sleeper to the n
   });
   while (w->sleeper.load() == 0) std::this_thread::sleep_for(1ms);
   std::this_thread::sleep_for(20ms);  // it is asleep in the futex now
-  auto notify = [&](auto steps) {     // publishes, runs `steps` of its wake, dies
+  auto notify = [&](WakeStep steps) {  // publishes, runs its wake up to `steps`, dies
     return mp_test::fork_child([&] {
       w->ready.store(1);
-      mp::detail::wake_if_waiting<decltype(steps)::value>(w->word, w->sleeper);
+      mp::detail::TestAccess::wake_up_to(w->word, w->sleeper, steps);
       return 0;
     });
   };
   INFO("the first notifier stopped after step " << static_cast<int>(upto));
-  pid_t first = upto == WakeSteps::look ? notify(std::integral_constant<WakeSteps, WakeSteps::look>{})
-                : upto == WakeSteps::bump ? notify(std::integral_constant<WakeSteps, WakeSteps::bump>{})
-                                          : notify(std::integral_constant<WakeSteps, WakeSteps::bump_and_wake>{});
+  pid_t first = notify(upto);
   CHECK(mp_test::exited_with(mp_test::wait_child(first), 0));
   CHECK(w->sleeper.load() != 0);  // its ticket is still there for the next notifier
-  pid_t next = notify(std::integral_constant<WakeSteps, WakeSteps::all>{});
+  pid_t next = notify(WakeStep::all);
   CHECK(mp_test::exited_with(mp_test::wait_child(next), 0));
   CHECK(mp_test::exited_with(mp_test::wait_child_within(sleeper, 5s), 0));  // woken, not timed out
   CHECK(w->sleeper.load() == 0);  // the last notifier withdrew the ticket: the next publish makes no system call

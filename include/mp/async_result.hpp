@@ -28,20 +28,13 @@
 
 #include <mp/detail/callback_error.hpp>
 #include <mp/detail/futex.hpp>
+#include <mp/detail/spin.hpp>
 #include <mp/detail/task.hpp>
 #include <mp/errors.hpp>
 
 namespace mp {
 namespace detail {
 
-/// How long a waiter spins (helping the backend read results) before it
-/// sleeps on the futex. A cross-core wakeup costs ~60 us on the target VM, so
-/// a round trip that completes within this window never sleeps.
-inline constexpr std::chrono::nanoseconds wait_spin_time{100'000};
-/// After this long a spinning waiter yields the CPU every few iterations, so
-/// that a worker placed on the same core (the other one busy with other
-/// jobs) runs now instead of after a time slice.
-inline constexpr std::chrono::nanoseconds wait_spin_before_yield{3'000};
 
 /// The part of a result state that does not depend on T.
 class StateBase : public Sink {
@@ -143,7 +136,7 @@ private:
       if ((i & 15u) != 0) continue;
       const auto now = Clock::now();
       if (now >= stop) break;
-      if (now - start > wait_spin_before_yield) std::this_thread::yield();
+      if (now - start > spin_before_yield) std::this_thread::yield();
     }
     if (h != nullptr) h->leave(!ready());
   }

@@ -106,9 +106,6 @@ public:
   /// The number of parties. Never blocks.
   [[nodiscard]] std::uint32_t parties() const noexcept { return s_->parties; }
 
-  /// For tests: the shared layout, through which a test leaves what a last
-  /// arriver killed between completing the round and waking would leave.
-  detail::BarrierLayout& layout_for_test() noexcept { return *s_; }
   /// How many are waiting now (a snapshot). Never blocks.
   [[nodiscard]] std::uint32_t n_waiting() const noexcept {
     return (s_->state.load() & 1u) != 0 ? 0 : s_->count;
@@ -185,6 +182,7 @@ private:
   }
 
   friend struct detail::HandleAccess;  // sent as its handles (shared_object.hpp)
+  friend struct detail::TestAccess;    // tests reach its shared layout
   Barrier(detail::HandleTag, detail::SharedObject<detail::BarrierLayout> h0) : s_(std::move(h0)) {}
   auto mp_handle_fields_() const noexcept { return std::tie(s_); }
 

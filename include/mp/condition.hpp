@@ -114,10 +114,6 @@ public:
     if (l.waiters.load() != 0) detail::futex_wake(l.seq, n);
   }
 
-  /// For tests: the shared layout, through which a test leaves what a
-  /// notify() killed between bumping seq and waking would leave.
-  detail::ConditionLayout& layout_for_test() noexcept { return *s_; }
-
   /// Wakes every waiter. Never blocks.
   void notify_all() noexcept { notify(0x7fffffff); }
 
@@ -141,6 +137,7 @@ private:
   }
 
   friend struct detail::HandleAccess;  // sent as its handles (shared_object.hpp)
+  friend struct detail::TestAccess;    // tests reach its shared layout
   Condition(detail::HandleTag, Lock h0, detail::SharedObject<detail::ConditionLayout> h1) : lock_(std::move(h0)), s_(std::move(h1)) {}
   auto mp_handle_fields_() const noexcept { return std::tie(lock_, s_); }
 

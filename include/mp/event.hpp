@@ -65,10 +65,6 @@ public:
     if (l.waiters.load() != 0) detail::futex_wake_all(l.flag);
   }
 
-  /// For tests: the shared layout, through which a test leaves what a
-  /// set() killed between raising the flag and waking would leave.
-  detail::EventLayout& layout_for_test() noexcept { return *s_; }
-
   /// Lowers the flag. Never blocks; safe everywhere.
   void clear() noexcept { s_->flag.store(0); }
 
@@ -111,6 +107,7 @@ private:
   }
 
   friend struct detail::HandleAccess;  // sent as its handles (shared_object.hpp)
+  friend struct detail::TestAccess;    // tests reach its shared layout
   Event(detail::HandleTag, detail::SharedObject<detail::EventLayout> h0) : s_(std::move(h0)) {}
   auto mp_handle_fields_() const noexcept { return std::tie(s_); }
 

@@ -22,7 +22,7 @@
 //   | RobustMutex m        guards holders[]                   |
 //   | unfinished u32 atomic   put - task_done; the futex word |
 //   | waiters    u32 atomic   joiners asleep                  |
-//   | holders[32] { pid i32, taken u32 }  got, not yet done   |
+//   | holders[32] { pid i32, count u32 }  got, not yet done   |
 //   +--------------------------------------------------------+
 #pragma once
 
@@ -35,6 +35,7 @@
 #include <sys/types.h>
 
 #include <mp/detail/futex.hpp>
+#include <mp/detail/holder_table.hpp>
 #include <mp/detail/robust_mutex.hpp>
 #include <mp/detail/shared_object.hpp>
 #include <mp/errors.hpp>
@@ -43,17 +44,12 @@
 namespace mp {
 namespace detail {
 
-struct TaskHolder {
-  pid_t pid;
-  std::uint32_t taken;
-};
-
 struct JoinLayout {
   static constexpr std::size_t max_holders = 32;
   RobustMutex m;
   std::atomic<std::uint32_t> unfinished;
   std::atomic<std::uint32_t> waiters;
-  TaskHolder holders[max_holders];
+  Holder holders[max_holders];  // count: tasks got, not yet done
 };
 
 inline constexpr std::uint64_t join_magic = 0x6d702d4a6f696e31;  // "mp-Join1"
@@ -147,16 +143,7 @@ private:
   T taken(T&& x) {
     detail::JoinLayout& l = *j_;
     detail::RobustLock g(l.m, [] {});
-    pid_t me = detail::self_pid();
-    detail::TaskHolder* free_slot = nullptr;
-    for (detail::TaskHolder& h : l.holders) {
-      if (h.taken != 0 && h.pid == me) {
-        ++h.taken;
-        return std::move(x);
-      }
-      if (h.taken == 0 && free_slot == nullptr) free_slot = &h;
-    }
-    if (free_slot != nullptr) *free_slot = detail::TaskHolder{me, 1};
+    detail::holder_add(l.holders, detail::self_pid(), 1);
     return std::move(x);
   }
 
@@ -164,15 +151,7 @@ private:
   /// else any: task_done() from another process than the getter's).
   static void forget(detail::JoinLayout& l) {
     detail::RobustLock g(l.m, [] {});
-    pid_t me = detail::self_pid();
-    detail::TaskHolder* pick = nullptr;
-    for (detail::TaskHolder& h : l.holders)
-      if (h.taken != 0 && h.pid == me) pick = &h;
-    for (detail::TaskHolder& h : l.holders)
-      if (pick == nullptr && h.taken != 0 && !detail::pid_alive(h.pid)) pick = &h;
-    for (detail::TaskHolder& h : l.holders)
-      if (pick == nullptr && h.taken != 0) pick = &h;
-    if (pick != nullptr && --pick->taken == 0) pick->pid = 0;
+    detail::holder_forget_one(l.holders);
   }
 
   /// Drops the tasks of holders that exited; throws WorkerLostError if any.
@@ -182,11 +161,11 @@ private:
     std::uint32_t lost = 0;
     {
       detail::RobustLock g(l.m, [] {});
-      for (detail::TaskHolder& h : l.holders) {
-        if (h.taken == 0 || detail::pid_alive(h.pid)) continue;
+      for (detail::Holder& h : l.holders) {
+        if (h.count == 0 || detail::pid_alive(h.pid)) continue;
         dead = h.pid;
-        lost += h.taken;
-        h = detail::TaskHolder{0, 0};
+        lost += h.count;
+        h = detail::Holder{0, 0};
       }
     }
     if (lost == 0) return;

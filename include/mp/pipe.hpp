@@ -171,8 +171,7 @@ public:
       auto left = deadline - detail::Clock::now();
       if (left < left.zero()) left = left.zero();
       if (deadline == detail::Clock::time_point::max()) left = std::chrono::hours(24);
-      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-      timespec ts{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+      const timespec ts = detail::relative_timespec(left);
       int r = ::ppoll(&p, 1, &ts, nullptr);
       if (r > 0) return true;
       if (r < 0 && errno != EINTR) detail::throw_system_error("ppoll");

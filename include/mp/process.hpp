@@ -339,8 +339,7 @@ private:
       if (fd >= 0) {
         // Another thread may reap and close fd meanwhile; then ppoll returns at once (POLLNVAL).
         pollfd p{fd, POLLIN, 0};
-        auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-        timespec ts{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+        const timespec ts = detail::relative_timespec(left);
         ::ppoll(&p, 1, &ts, nullptr);
       } else {
         std::this_thread::sleep_for(std::min<detail::Clock::duration>(backoff, left));

@@ -23,7 +23,7 @@
 //   | value    u32 atomic   the count; also the futex word         |
 //   | waiters  u32 atomic   sleepers, so release skips the syscall |
 //   | initial  u32 | bound u32 (0 = unbounded) | recorded u32      |
-//   | holders[32] { pid i32, units u32 }                           |
+//   | holders[32] { pid i32, count u32 } units                     |
 //   +-------------------------------------------------------------+
 #pragma once
 
@@ -37,16 +37,12 @@
 #include <sys/types.h>
 
 #include <mp/detail/futex.hpp>
+#include <mp/detail/holder_table.hpp>
 #include <mp/detail/robust_mutex.hpp>
 #include <mp/detail/shared_object.hpp>
 
 namespace mp {
 namespace detail {
-
-struct SemHolder {
-  pid_t pid;
-  std::uint32_t units;
-};
 
 struct SemaphoreLayout {
   static constexpr std::size_t max_holders = 32;
@@ -55,8 +51,8 @@ struct SemaphoreLayout {
   std::atomic<std::uint32_t> waiters;
   std::uint32_t initial;
   std::uint32_t bound;
-  std::uint32_t recorded;  // sum of holders[].units, at most initial
-  SemHolder holders[max_holders];
+  std::uint32_t recorded;  // sum of holders[].count, at most initial
+  Holder holders[max_holders];  // count: units it took
 };
 
 inline constexpr std::uint64_t semaphore_magic = 0x6d702d53656d6131;  // "mp-Sema1"
@@ -126,11 +122,11 @@ public:
     std::uint32_t back = 0;
     {
       RobustLock g(l.m, [&] { repair(l); });
-      for (SemHolder& h : l.holders) {
-        if (h.units == 0 || pid_alive(h.pid)) continue;
-        back += h.units;
-        l.recorded -= h.units;
-        h = SemHolder{0, 0};
+      for (Holder& h : l.holders) {
+        if (h.count == 0 || pid_alive(h.pid)) continue;
+        back += h.count;
+        l.recorded -= h.count;
+        h = Holder{0, 0};
       }
       if (back == 0) return false;
       std::uint32_t v = l.value.load(std::memory_order_relaxed) + back;
@@ -144,41 +140,19 @@ public:
   [[nodiscard]] std::uint32_t value() const noexcept { return s_->value.load(); }
 
 private:
-  static bool add_units(SemaphoreLayout& l, pid_t pid, std::uint32_t n) {
-    SemHolder* free_slot = nullptr;
-    for (SemHolder& h : l.holders) {
-      if (h.units != 0 && h.pid == pid) {
-        h.units += n;
-        return true;
-      }
-      if (h.units == 0 && free_slot == nullptr) free_slot = &h;
-    }
-    if (free_slot == nullptr) return false;
-    *free_slot = SemHolder{pid, n};
-    return true;
-  }
+  static bool add_units(SemaphoreLayout& l, pid_t pid, std::uint32_t n) { return holder_add(l.holders, pid, n); }
 
   /// A release: take one unit off the releaser's record, else off a dead
   /// holder's, else off any holder's (a hand-off); nothing if none is recorded.
   static void forget_one(SemaphoreLayout& l) {
     if (l.recorded == 0) return;
-    pid_t me = self_pid();
-    SemHolder* pick = nullptr;
-    for (SemHolder& h : l.holders)
-      if (h.units != 0 && h.pid == me) pick = &h;
-    for (SemHolder& h : l.holders)
-      if (pick == nullptr && h.units != 0 && !pid_alive(h.pid)) pick = &h;
-    for (SemHolder& h : l.holders)
-      if (pick == nullptr && h.units != 0) pick = &h;
-    if (pick == nullptr) return;
-    if (--pick->units == 0) pick->pid = 0;
-    --l.recorded;
+    if (holder_forget_one(l.holders)) --l.recorded;
   }
 
   /// After a process died inside the critical section: recount the records.
   static void repair(SemaphoreLayout& l) {
     std::uint32_t sum = 0;
-    for (const SemHolder& h : l.holders) sum += h.units;
+    for (const Holder& h : l.holders) sum += h.count;
     l.recorded = std::min(sum, l.initial);
   }
 

@@ -6,8 +6,8 @@
 // the class, scheduling and shutdown; the result thread's members are in
 // fork_results.hpp, fault handling in fork_faults.hpp.
 //
-// Bookkeeping (under mu_): per worker a FIFO of in-flight tasks (a Worker,
-// pool_worker.hpp); beyond a window per worker (at least
+// Bookkeeping (under mu_): per worker a FIFO of in-flight tasks (a WorkerLedger,
+// worker_ledger.hpp); beyond a window per worker (at least
 // BackendOptions::window, about 1 ms of work for short tasks) messages wait
 // in a parent-side pending deque. A task goes to the idle worker that went
 // idle last (likely still spinning: no ~60 us wakeup), else the least
@@ -45,8 +45,11 @@
 #include <mp/cpu_count.hpp>
 #include <mp/detail/backend.hpp>
 #include <mp/detail/pool_layout.hpp>
+#include <mp/detail/pool_phase.hpp>
 #include <mp/detail/pool_reader.hpp>
-#include <mp/detail/pool_worker.hpp>
+#include <mp/detail/spin.hpp>
+#include <mp/detail/worker_ledger.hpp>
+#include <mp/detail/worker_process.hpp>
 #include <mp/detail/spawners.hpp>
 #include <mp/detail/task.hpp>
 #include <mp/errors.hpp>
@@ -59,16 +62,14 @@ public:
   static constexpr bool shares_memory = true;
 
   explicit ForkBackend(const BackendOptions& o)
-      : opt_(resolved(o)), seg_(opt_.processes, o.channel_capacity), workers_(opt_.processes), spawners_(seg_, [this](unsigned i) {
+      : opt_(resolved(o)),
+        seg_(opt_.processes, o.channel_capacity),
+        workers_(WorkerLedger::for_slots(seg_, opt_.processes)),
+        spawners_(seg_, [this](unsigned i) {
           return worker_main(seg_, i, opt_.initializer,
                              WorkerLimits{opt_.maxtasksperchild, opt_.memory_limit, opt_.max_result_bytes,
                                           opt_.task_timeout > Clock::duration::zero()});
         }) {
-    for (unsigned i = 0; i < opt_.processes; ++i) {
-      workers_[i].tasks = seg_.task_channel(i);
-      workers_[i].results = seg_.result_channel(i);
-      workers_[i].slot = &seg_.slot(i);
-    }
     for (unsigned i = 0; i < opt_.processes; ++i) send(spawner_command(SpawnerOp::spawn, i));
     if (opt_.task_timeout > Clock::duration::zero()) next_timeout_check_ = Clock::time_point::min();
     last_spawner_check_ = Clock::now();
@@ -111,12 +112,12 @@ public:
     sink->use_helper(reader_);
     if (idle_wait_.load(std::memory_order_relaxed) && idle_wait_.exchange(false)) seg_.ctl().doorbell.notify();
     std::lock_guard lock(mu_);
-    if (closed_) throw PoolNotRunning(broken_ ? broken_why_ : not_running);
+    if (phase() != Phase::running) throw PoolNotRunning(why_locked());
     if (pending_.empty() && opt_.retries == 0) {  // with retries, keep a copy: go through pending_
       const int i = choose();
       if (i >= 0 && n <= whole_limit()) {
-        Worker& w = workers_[static_cast<unsigned>(i)];
-        if (Worker::try_send(w.tasks, n, enc)) {
+        WorkerLedger& w = workers_[static_cast<unsigned>(i)];
+        if (WorkerLedger::try_send(w.tasks, n, enc)) {
           w.inflight.push_back({std::move(sink), index, nullptr});
           ++w.sent;
           return;
@@ -132,19 +133,19 @@ public:
   /// Why submissions are refused: closed, terminated or broken (which and why).
   std::string why_not_running() {
     std::lock_guard lock(mu_);
-    return broken_ ? broken_why_ : not_running;
+    return why_locked();
   }
 
   /// Whether submissions are accepted (not closed, terminated or broken).
   bool running() {
     std::lock_guard lock(mu_);
-    return !closed_;
+    return phase() == Phase::running;
   }
 
   /// No more submissions; running and queued tasks go on. Never blocks.
   void close() {
     std::lock_guard lock(mu_);
-    closed_ = true;
+    if (phase() == Phase::running) set_phase(Phase::closed);
   }
 
   /// Waits for every queued task, then lets the workers exit and reaps them.
@@ -160,16 +161,17 @@ public:
           "mp::Pool::join: called from a then() callback, which runs on the pool's result thread; join would wait "
           "for that thread itself (call close() or terminate() there, and join() from another thread)");
     std::unique_lock lock(mu_);
-    if (!closed_) throw std::logic_error("mp::Pool::join: call close() or terminate() first");
-    if (joined_) return true;
-    const auto idle = [&] { return terminated_ || outstanding() == 0; };
+    if (phase() == Phase::running) throw std::logic_error("mp::Pool::join: call close() or terminate() first");
+    auto killed = [&] { return phase() == Phase::terminated || phase() == Phase::ended; };
+    if (killed()) return true;
+    const auto idle = [&] { return killed() || outstanding() == 0; };
     if (deadline == Clock::time_point::max()) {
       idle_cv_.wait(lock, idle);
     } else if (!idle_cv_.wait_until(lock, deadline, idle)) {
       return false;
     }
-    if (terminated_) return true;
-    stopping_ = true;
+    if (killed()) return true;
+    set_phase(Phase::stopping);
     pump();  // sends each worker its stop message
     lock.unlock();
     shutdown(SpawnerOp::join);  // the spawner exits once every worker did
@@ -181,9 +183,8 @@ public:
   void terminate() {
     {
       std::lock_guard lock(mu_);
-      closed_ = true;
-      if (joined_) return;
-      terminated_ = true;
+      if (phase() == Phase::ended) return;
+      set_phase(Phase::terminated);
     }
     idle_cv_.notify_all();
     shutdown(SpawnerOp::kill);
@@ -201,30 +202,22 @@ public:
     bool killed = false;
     {
       std::lock_guard lock(mu_);
-      if (terminated_) return false;
+      if (phase() == Phase::terminated || phase() == Phase::ended) return false;
       removed = take_pending_of(pending_, s);
       for (unsigned i = 0; running && i < workers_.size(); ++i) {
         const InFlight* e = workers_[i].running();
         if (e != nullptr && e->sink.get() == s) killed = doom(i, *e, cancelled_error(true)) || killed;
       }
-      if (closed_) idle_cv_.notify_all();
+      if (phase() != Phase::running) idle_cv_.notify_all();
     }
     const auto err = cancelled_error(false);
     for (auto& p : removed) p.sink->on_error(p.index, err);
     return !removed.empty() || killed;
   }
 
-  /// For tests: corrupts the header of worker i's next result frame before
-  /// the parent reads it (as a stray write would), waiting up to `wait` for
-  /// one. Only a one-frame message is touched. Returns whether it did.
-  bool corrupt_next_result_for_test(unsigned i, Clock::duration wait) {
-    reader_->lock();  // neither the result thread nor a waiter reads meanwhile
-    const bool did = seg_.corrupt_next_result(i, Clock::now() + wait);
-    reader_->unlock();
-    return did;
-  }
-
 private:
+  friend struct TestAccess;  // tests corrupt a result frame (seg_, reader_)
+
   /// o with processes == 0 replaced by max(1, round(cpu_count() * factor)).
   static BackendOptions resolved(BackendOptions o) {
     if (o.processes == 0) o.processes = static_cast<unsigned>(std::max(1.0, std::round(cpu_count() * o.factor)));
@@ -251,7 +244,7 @@ private:
     int best = -1, idle = -1;
     std::size_t best_n = std::numeric_limits<std::size_t>::max();
     for (unsigned i = 0; i < workers_.size(); ++i) {
-      const Worker& w = workers_[i];
+      const WorkerLedger& w = workers_[i];
       if (w.dead || w.streaming || w.want_space) continue;
       if (opt_.maxtasksperchild != 0 && w.sent >= opt_.maxtasksperchild) continue;
       if (w.inflight.empty() && (idle < 0 || w.idle_since > workers_[static_cast<unsigned>(idle)].idle_since))
@@ -268,12 +261,12 @@ private:
   void pump() {
     for (auto& w : workers_) {
       if (w.streaming) w.stream(part_limit());
-      if (stopping_ && !w.stop_sent && !w.dead && w.inflight.empty()) w.send_stop();
+      if (phase() == Phase::stopping && !w.stop_sent && !w.dead && w.inflight.empty()) w.send_stop();
     }
     while (!pending_.empty()) {
       const int i = choose();
       if (i < 0) return;
-      Worker& w = workers_[static_cast<unsigned>(i)];
+      WorkerLedger& w = workers_[static_cast<unsigned>(i)];
       Pending& p = pending_.front();
       if (p.bytes.size() > whole_limit()) {
         w.inflight.push_back({p.sink, p.index, p.copy_if(opt_.retries != 0)});
@@ -313,24 +306,30 @@ private:
   void check_spawner();
   void heal();
   Clock::time_point spawner_check_due() const;
-  bool broken_now();
   void mark_all_dead();
+
+  // ---- lifecycle (pool_phase.hpp) -----------------------------------------------
+
+  /// The phase; read under mu_, or lock-free by the result thread (ended?).
+  [[nodiscard]] Phase phase() const noexcept { return phase_.load(std::memory_order_relaxed); }
+  /// Moves to phase `to` (under mu_); std::logic_error if it may not go there.
+  void set_phase(Phase to) { phase_.store(next_phase(phase(), to), std::memory_order_seq_cst); }
+  /// Whether the result thread should end. Never blocks.
+  [[nodiscard]] bool ended() const noexcept { return phase_.load(std::memory_order_acquire) == Phase::ended; }
+  /// The sentence PoolNotRunning carries (under mu_).
+  [[nodiscard]] std::string why_locked() const { return broken_why_.empty() ? std::string(not_running) : broken_why_; }
 
   // ---- shutdown ------------------------------------------------------------
 
+  /// Ends the spawners (op: kill or join) and the result thread. Called in
+  /// phase stopping or terminated, so the spawners' exit is no death.
   void shutdown(SpawnerOp op) {
-    {
-      std::lock_guard lock(mu_);
-      ending_ = true;  // the spawners' exit from here on is no death
-    }
     spawners_.end(op);
     {
       std::lock_guard lock(mu_);
       spawners_.close();
-      quit_ = true;
-      joined_ = true;
+      set_phase(Phase::ended);
     }
-    quit_flag_.store(true, std::memory_order_seq_cst);
     seg_.ctl().doorbell.notify_always();
     futex_wake_all(reader_->active_word());
     // From a callback on the result thread: it ends when the callback
@@ -354,16 +353,13 @@ private:
 
   BackendOptions opt_;
   PoolSegment seg_;
-  std::vector<Worker> workers_;
+  std::deque<WorkerLedger> workers_;
   std::deque<Pending> pending_;
   std::vector<Pending> retry_;  // a dead worker's task to run again (handle_death, under mu_)
   mutable std::mutex mu_;
   std::condition_variable idle_cv_;
-  bool closed_ = false, stopping_ = false, terminated_ = false, joined_ = false, broken_ = false;
-  bool ending_ = false;  // shutdown began: the spawner is told to exit (guarded by mu_)
-  bool quit_ = false;    // the result thread should end (guarded by mu_)
-  std::string broken_why_;
-  std::atomic<bool> quit_flag_{false};
+  std::atomic<Phase> phase_{Phase::running};  // written under mu_; atomic for the result thread's ended()
+  std::string broken_why_;                      // why the pool is broken ("" if it never was; under mu_)
   Spawners spawners_;
   std::uint32_t events_seen_ = 0;
   std::uint64_t idle_clock_ = 0;

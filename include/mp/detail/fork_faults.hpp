@@ -54,11 +54,11 @@ inline void ForkBackend::handle_events() {
 /// After terminate() it does nothing: every unfinished task fails with
 /// ClosedError (fail_everything).
 inline void ForkBackend::handle_death(unsigned i, const std::string& after) {
-  Worker& w = workers_[i];
+  WorkerLedger& w = workers_[i];
   WorkerSlot& slot = seg_.slot(i);
   {
     std::lock_guard lock(mu_);
-    if (terminated_) return;
+    if (phase() == Phase::terminated || phase() == Phase::ended) return;
   }
   try {
     while (w.results.try_recv_batch([&](std::span<const std::byte> m) { deliver(i, m, true); }, 64) != 0) {
@@ -77,7 +77,7 @@ inline void ForkBackend::handle_death(unsigned i, const std::string& after) {
     w.reset(seg_, i);
     if (WIFEXITED(status) && WEXITSTATUS(status) == initializer_failed_exit)
       broken(lost, "mp::Pool is broken: a worker's initializer failed, so no task can run");
-    if (!terminated_ && !broken_ && !(stopping_ && outstanding() == 0)) {
+    if (phase() == Phase::running || phase() == Phase::closed) {
       slot.state.store(static_cast<std::uint32_t>(SlotState::spawning));  // before the spawner stores alive
       w.dead = false;
       try {
@@ -115,10 +115,10 @@ inline void ForkBackend::take_all(std::vector<InFlight>& lost) {
 }
 
 /// The pool cannot run tasks (an initializer failed, or the spawner
-/// died): fail them all; later submissions throw `why` (under mu_).
+/// died): fail them all; later submissions throw `why` (under mu_). A pool
+/// already shutting down stays in its phase.
 inline void ForkBackend::broken(std::vector<InFlight>& lost, std::string why) {
-  broken_ = true;
-  closed_ = true;
+  if (phase_may_go(phase(), Phase::broken)) set_phase(Phase::broken);
   broken_why_ = std::move(why);
   take_all(lost);
 }
@@ -131,7 +131,7 @@ inline void ForkBackend::check_spawner() {
   {
     std::lock_guard lock(mu_);
     last_spawner_check_ = now;
-    if (ending_ || broken_) return;
+    if (phase() != Phase::running && phase() != Phase::closed) return;
     if (!spawners_.active_died()) {
       spawners_.renew_standby();
       return;
@@ -151,22 +151,24 @@ inline void ForkBackend::heal() {
   std::vector<InFlight> lost;
   std::string why;
   pid_t dead = 0;
+  bool no_standby = false;
   {
     std::lock_guard lock(mu_);
-    if (ending_ || broken_) return reader_->unlock();
+    if (phase() != Phase::running && phase() != Phase::closed) return reader_->unlock();
     dead = spawners_.active_pid();
     const std::string how = spawners_.bury_active();
     mark_all_dead();
     const std::string standby = spawners_.promote();
     why = "the pool's spawner process " + std::to_string(dead) + " died (" + how + ")";
-    if (!standby.empty()) {
+    no_standby = !standby.empty();
+    if (no_standby) {
       why = "mp::Pool: " + why + " and " + standby + "; no process is left that can make workers, so the pool is broken";
       broken(lost, why);
       for (auto& w : workers_) w.dead = true;
     }
     idle_cv_.notify_all();
   }
-  if (lost.empty() && !broken_now()) {
+  if (!no_standby) {
     for (unsigned i = 0; i < workers_.size(); ++i)
       handle_death(i, " while running this task: " + why + " and took its workers along; the pool made a new one");
   }
@@ -181,11 +183,6 @@ inline void ForkBackend::heal() {
 inline Clock::time_point ForkBackend::spawner_check_due() const {
   std::lock_guard lock(mu_);
   return last_spawner_check_ + (outstanding() == 0 ? spawner_idle_check_period : spawner_check_period);
-}
-
-inline bool ForkBackend::broken_now() {
-  std::lock_guard lock(mu_);
-  return broken_;
 }
 
 /// After the active spawner died: every slot whose worker it had not

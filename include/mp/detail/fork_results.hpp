@@ -29,7 +29,7 @@ inline void ForkBackend::result_loop() {
     if (reader_->helping()) {  // a waiter reads results: stand back, look again in 1 ms
       auto& word = reader_->active_word();
       const std::uint32_t v = word.load(std::memory_order_acquire);
-      if (v != 0 && !quit_flag_.load(std::memory_order_acquire)) futex_wait(word, v, Clock::now() + std::chrono::milliseconds(1));
+      if (v != 0 && !ended()) futex_wait(word, v, Clock::now() + std::chrono::milliseconds(1));
       continue;
     }
     wait_for_work();
@@ -40,7 +40,7 @@ inline void ForkBackend::result_loop() {
 /// pending tasks on. Returns true when the result thread should end.
 inline bool ForkBackend::after_results(bool did) {
   std::lock_guard lock(mu_);
-  if (quit_) return true;
+  if (phase() == Phase::ended) return true;
   for (auto& w : workers_) {
     if (w.want_space && w.slot->wants_space.load(std::memory_order_acquire) == 0) {
       w.want_space = false;
@@ -48,7 +48,7 @@ inline bool ForkBackend::after_results(bool did) {
       did = true;
     }
   }
-  if (did && (!pending_.empty() || any_streaming() || stopping_)) pump();
+  if (did && (!pending_.empty() || any_streaming() || phase() == Phase::stopping)) pump();
   return false;
 }
 
@@ -67,7 +67,7 @@ inline bool ForkBackend::run_deferred() {
 }
 
 inline bool ForkBackend::any_streaming() const {
-  return std::any_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.streaming.has_value(); });
+  return std::any_of(workers_.begin(), workers_.end(), [](const WorkerLedger& w) { return w.streaming.has_value(); });
 }
 
 inline void ForkBackend::wait_for_work() {
@@ -77,7 +77,7 @@ inline void ForkBackend::wait_for_work() {
   const bool long_wait = due - Clock::now() > spawner_check_period;
   idle_wait_.store(long_wait, std::memory_order_seq_cst);
   auto ready = [&] {
-    if (quit_flag_.load(std::memory_order_acquire)) return true;
+    if (ended()) return true;
     if (long_wait && !idle_wait_.load(std::memory_order_acquire)) return true;
     if (deferred_flag_.load(std::memory_order_acquire)) return true;
     if (seg_.ctl().events.load(std::memory_order_acquire) != events_seen_) return true;
@@ -116,10 +116,10 @@ inline void ForkBackend::deliver_error(unsigned i, std::exception_ptr e) {
   InFlight x;
   {
     std::lock_guard lock(mu_);
-    Worker& w = workers_[i];
+    WorkerLedger& w = workers_[i];
     if (w.inflight.empty()) return;
     x = w.take_answered(idle_clock_);
-    if (closed_) idle_cv_.notify_all();
+    if (phase() != Phase::running) idle_cv_.notify_all();
   }
   x.sink->on_error(x.index, e);
 }
@@ -140,10 +140,10 @@ inline void ForkBackend::deliver(unsigned i, std::span<const std::byte> msg, boo
   InFlight e;
   {
     std::lock_guard lock(mu_);
-    Worker& w = workers_[i];
+    WorkerLedger& w = workers_[i];
     if (w.inflight.empty()) return;  // a result nobody asked for: ignore
     e = w.take_answered(idle_clock_);
-    if (closed_) idle_cv_.notify_all();
+    if (phase() != Phase::running) idle_cv_.notify_all();
     if (!on_thread && e.sink->has_callbacks()) {
       deferred_.emplace_back(std::move(e), std::vector<std::byte>(msg.begin(), msg.end()));
       deferred_flag_.store(true, std::memory_order_seq_cst);

@@ -32,7 +32,7 @@
 #include <mp/detail/mpi_env.hpp>
 #include <mp/detail/mpi_wire.hpp>
 #include <mp/detail/mpi_worker.hpp>
-#include <mp/detail/pool_worker.hpp>
+#include <mp/detail/worker_ledger.hpp>
 #include <mp/errors.hpp>
 
 namespace mp::detail {

@@ -43,6 +43,7 @@
 
 #include <mp/detail/config.hpp>
 #include <mp/detail/futex.hpp>
+#include <mp/detail/spin.hpp>
 #include <mp/detail/syscall.hpp>
 
 namespace mp::detail {
@@ -114,10 +115,6 @@ static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
 // ---- waiting -----------------------------------------------------------------
 
-/// How long a waiter spins (cpu_relax) before it sleeps on the futex. Waking
-/// a sleeper on the other core costs ~60 µs on the target VM; a short spin
-/// catches the common case of a peer that is about to publish.
-inline constexpr std::chrono::nanoseconds spin_time{20'000};
 
 /// The `sleeper` word's value for a sleeper that saw `word` == seen: never 0
 /// (0 means nobody registered), and different for every value of `word` a
@@ -125,7 +122,7 @@ inline constexpr std::chrono::nanoseconds spin_time{20'000};
 constexpr std::uint32_t sleep_ticket(std::uint32_t seen) noexcept { return (seen << 1) | 1u; }
 
 /// Waits until ready() is true (returns true) or the deadline passes (returns
-/// false): spins for spin_time, then sleeps on `word`.
+/// false): spins for ring_spin_time (spin.hpp), then sleeps on `word`.
 ///
 /// `sleeper` holds 0 or the ticket of the last sleeper to register (see
 /// sleep_ticket): a sleeper stores it before its last check of ready(); a
@@ -135,14 +132,14 @@ constexpr std::uint32_t sleep_ticket(std::uint32_t seen) noexcept { return (seen
 /// the sleeper is being woken costs one wake, not one per publish (which
 /// matters when both share one core), and a notifier killed at any point of
 /// wake_if_waiting leaves the ticket set, so the next notifier still wakes
-/// the sleeper. (Clearing the flag first, as an earlier version did, lost
-/// that wake for good when the notifier died right after clearing it.) A
+/// the sleeper (a notifier that cleared the ticket before waking and died in
+/// between would lose that wake for good). A
 /// sleeper that died or timed out leaves at most one needless wake behind.
 template <class Ready>
 bool spin_then_wait(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleeper, Ready&& ready,
                     Clock::time_point deadline) {
   if (ready()) return true;
-  const auto spin_end = Clock::now() + spin_time;
+  const auto spin_end = Clock::now() + ring_spin_time;
   for (unsigned i = 1;; ++i) {
     cpu_relax();
     if (ready()) return true;
@@ -161,23 +158,37 @@ bool spin_then_wait(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>
   }
 }
 
-/// How far a notifier runs. Only tests stop one early, to check that a
-/// notifier killed after that step still leaves the sleeper to the next one.
-enum class WakeSteps { look, bump, bump_and_wake, all };
+/// The notifier's half of spin_then_wait. Tests (TestAccess) run it up to a
+/// step, to check that a notifier killed after that step still leaves the
+/// sleeper to the next one.
+class Notifier {
+public:
+  /// After publishing (and a seq_cst fence): if a sleeper registered, bumps
+  /// the word, wakes every sleeper, then withdraws the ticket it found (a
+  /// sleeper that registered since keeps its own). A notifier killed
+  /// between any two of these steps loses no wake: see spin_then_wait.
+  static void wake_if_waiting(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleeper) noexcept {
+    run(word, sleeper, Step::all);
+  }
 
-/// The notifier's half, after publishing (and a seq_cst fence): if a sleeper
-/// registered, bump the word, wake every sleeper, then withdraw the ticket
-/// it found (a sleeper that registered since keeps its own). A notifier
-/// killed between any two of these steps loses no wake: see spin_then_wait.
-template <WakeSteps Upto = WakeSteps::all>
-void wake_if_waiting(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleeper) noexcept {
-  std::uint32_t ticket = sleeper.load(std::memory_order_relaxed);
-  if (Upto == WakeSteps::look || ticket == 0) return;
-  word.fetch_add(1, std::memory_order_seq_cst);
-  if (Upto == WakeSteps::bump) return;
-  futex_wake_all(word);
-  if (Upto == WakeSteps::bump_and_wake) return;
-  sleeper.compare_exchange_strong(ticket, 0, std::memory_order_seq_cst, std::memory_order_relaxed);
+private:
+  friend struct TestAccess;
+  enum class Step { look, bump, bump_and_wake, all };
+
+  static void run(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleeper, Step upto) noexcept {
+    std::uint32_t ticket = sleeper.load(std::memory_order_relaxed);
+    if (upto == Step::look || ticket == 0) return;
+    word.fetch_add(1, std::memory_order_seq_cst);
+    if (upto == Step::bump) return;
+    futex_wake_all(word);
+    if (upto == Step::bump_and_wake) return;
+    sleeper.compare_exchange_strong(ticket, 0, std::memory_order_seq_cst, std::memory_order_relaxed);
+  }
+};
+
+/// Notifier::wake_if_waiting.
+inline void wake_if_waiting(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleeper) noexcept {
+  Notifier::wake_if_waiting(word, sleeper);
 }
 
 /// A shared "something is ready" bell, so one consumer can sleep on many

@@ -43,6 +43,13 @@ inline timespec to_timespec(Clock::time_point t) noexcept {
   return timespec{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
 }
 
+/// A duration as a relative timespec (a ppoll timeout); a negative one as 0.
+inline timespec relative_timespec(Clock::duration d) noexcept {
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+  if (ns < 0) ns = 0;
+  return timespec{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+}
+
 /// now + d, saturating instead of overflowing for huge durations.
 template <class Rep, class Period>
 Clock::time_point deadline_after(std::chrono::duration<Rep, Period> d) noexcept {

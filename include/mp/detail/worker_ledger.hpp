@@ -1,5 +1,5 @@
-// mp/detail/pool_worker.hpp - one worker as the fork backend's parent side
-// sees it: its two channels and shared slot, the FIFO of tasks in flight to
+// mp/detail/worker_ledger.hpp - the fork backend's ledger of one worker: the
+// parent's side of it: its two channels and shared slot, the FIFO of tasks in flight to
 // it, a message being written in parts, and why the parent had it killed
 // (a task timeout or a cancel). Everything here runs under the backend's
 // mutex; the backend (fork_backend.hpp) decides which worker gets what.
@@ -110,9 +110,21 @@ inline Clock::duration timeout_check_step(Clock::duration timeout) {
   return std::clamp<Clock::duration>(timeout / 4, std::chrono::milliseconds(1), std::chrono::milliseconds(10));
 }
 
-struct Worker {
+/// The parent's ledger of worker slot i: what it sent there and what came
+/// back. Not movable (an atomic flag): held in a std::deque.
+struct WorkerLedger {
+  WorkerLedger(const PoolSegment& seg, unsigned i)
+      : tasks(seg.task_channel(i)), results(seg.result_channel(i)), slot(&seg.slot(i)) {}
+
+  /// Worker ledgers for slots 0..n-1 of seg.
+  static std::deque<WorkerLedger> for_slots(const PoolSegment& seg, unsigned n) {
+    std::deque<WorkerLedger> all;
+    for (unsigned i = 0; i < n; ++i) all.emplace_back(seg, i);
+    return all;
+  }
+
   SpscChannel tasks, results;
-  WorkerSlot* slot = nullptr;
+  WorkerSlot* slot;
   std::deque<InFlight> inflight;
   std::optional<Pending> streaming;  // a fragmented message half written
   unsigned sent = 0;                 // tasks sent to the current process
