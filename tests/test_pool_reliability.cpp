@@ -226,8 +226,10 @@ TEST_CASE("a worker's death by each cause fails only its task, with WorkerLostEr
       CHECK(named);
     }
     for (auto& r : others) CHECK(r.get(10s) == 2);
-    REQUIRE(eventually(1000ms, [&] { return failed_at.load() != 0; }));
-    CHECK(std::chrono::nanoseconds(failed_at.load()) < 1s);  // the issue asks 100 ms; generous on 2 noisy cores
+    REQUIRE(eventually(10'000ms, [&] { return failed_at.load() != 0; }));
+    // The issue asks 100 ms; 1 s is generous on 2 noisy cores. Under ASan the dying
+    // worker first symbolizes its stack, which alone can take over a second.
+    CHECK(std::chrono::nanoseconds(failed_at.load()) < (asan ? 10s : 1s));
   }
   CHECK(pool->map(square, std::views::iota(0, 200))[199] == 199 * 199);  // replaced: full strength
 }
