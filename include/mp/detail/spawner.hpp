@@ -26,6 +26,9 @@
 // PoolCtl::events and rings the parent's doorbell. Answers to new_standby
 // and take_over come back on the socket (SpawnerReply + the socket's fd).
 //
+// Output. The spawner also forwards its workers' stdout and stderr to its
+// own fds 1 and 2 (the parent's) in whole lines (output_forwarder.hpp).
+//
 // Deaths. The parent process dies: its end of the control socket closes
 // (only the parent process holds it: it is close-on-exec, and children forked
 // for other pools close it), so the spawner sees EOF, SIGKILLs and reaps its
@@ -40,6 +43,7 @@
 // those workers are gone), and has the standby take over (spawners.hpp).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -63,6 +67,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include <mp/detail/output_forwarder.hpp>
 #include <mp/detail/pool_layout.hpp>
 #include <mp/detail/syscall.hpp>
 
@@ -173,10 +178,12 @@ public:
     ::sigprocmask(SIG_BLOCK, &chld, nullptr);
     std::signal(SIGCHLD, SIG_DFL);
     sfd_ = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    block_sigpipe();
     pids_.assign(seg_.workers(), 0);
+    std::vector<pollfd> fds;
     for (;;) {
-      pollfd fds[2] = {{sock_, POLLIN, 0}, {sfd_, POLLIN, 0}};
-      const int r = ::poll(fds, 2, spawner_parent_check_ms);
+      fds.assign({{sock_, POLLIN, 0}, {sfd_, POLLIN, 0}});
+      const int r = poll_with_output(fds, spawner_parent_check_ms);
       if (r < 0 && errno != EINTR) kill_all_and_exit();
       if (::getppid() != parent_) kill_all_and_exit();  // reparented: the parent process is gone
       if (r <= 0) continue;
@@ -186,6 +193,26 @@ public:
   }
 
 private:
+  /// poll() on `fds` and the workers' output pipes, which it then serves
+  /// (also on a timeout, for partial lines). Returns poll's result.
+  int poll_with_output(std::vector<pollfd>& fds, int timeout_ms) {
+    const std::size_t own = fds.size();
+    const int timeout = out_.add_pollfds(fds, timeout_ms);
+    const int r = ::poll(fds.data(), fds.size(), timeout);
+    if (r >= 0) out_.on_ready(fds.data() + own, fds.size() - own);
+    fds.resize(own);
+    return r;
+  }
+
+  /// A write to a parent's stdout whose reader is gone fails with EPIPE
+  /// instead of killing the spawner (workers unblock it again).
+  static void block_sigpipe() noexcept {
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    ::sigprocmask(SIG_BLOCK, &pipe, nullptr);
+  }
+
   /// Reads every command that is there. Spawns and kill_worker run in the
   /// order sent (a kill_worker sent before a spawn of the same slot meant
   /// the old worker), unless the batch also ends the pool (kill/join):
@@ -234,6 +261,7 @@ private:
       ::close(sock_);
       if (sfd_ >= 0) ::close(sfd_);
       ::close(sv[0]);
+      out_.close_all();
       Spawner(seg_, sv[1], main_, parent_).stand_by();
     }
     ::close(sv[1]);
@@ -263,18 +291,30 @@ private:
 
   /// A worker that never ran user code (no initializer, no task) has nothing
   /// to flush: kill it rather than wait for it to be scheduled, read its stop
-  /// message and exit. Wait for the others.
+  /// message and exit. Wait for the others, forwarding their output (a
+  /// worker blocked on a full output pipe could not exit otherwise).
   [[noreturn]] void join_and_exit() {
     for (unsigned i = 0; i < pids_.size(); ++i)
       if (pids_[i] > 0 && seg_.slot(i).used.load(std::memory_order_acquire) == 0) ::kill(pids_[i], SIGKILL);
+    std::vector<pollfd> fds;
+    while (std::any_of(pids_.begin(), pids_.end(), [](pid_t p) { return p > 0; })) {
+      fds.assign({{sfd_, POLLIN, 0}});
+      const int r = poll_with_output(fds, spawner_parent_check_ms);
+      if (r < 0 && errno != EINTR) break;
+      if (::getppid() != parent_) kill_all_and_exit();
+      if (r > 0 && fds[0].revents != 0) reap(false);
+    }
     reap(true);
+    out_.finish();
     ::_exit(0);
   }
 
   void spawn(unsigned i) {
     const pid_t me = ::getpid();
+    out_.open();
     const pid_t pid = ::fork();
     if (pid == 0) worker_child(i, me);
+    out_.after_fork();
     WorkerSlot& s = seg_.slot(i);
     if (pid < 0) {  // report as a death: the parent fails the tasks, retries
       s.status.store(W_EXITCODE(127, 0));
@@ -292,6 +332,7 @@ private:
   [[noreturn]] void worker_child(unsigned i, pid_t spawner) {
     ::close(sock_);
     ::close(sfd_);
+    out_.become_worker();
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -342,6 +383,7 @@ private:
     for (pid_t p : pids_)
       if (p > 0) ::kill(p, SIGKILL);
     reap(true);
+    out_.finish();
     ::_exit(0);
   }
 
@@ -352,6 +394,7 @@ private:
   pid_t parent_;
   std::uint32_t epoch_ = 0;
   std::vector<pid_t> pids_;
+  OutputForwarder out_;
 };
 
 /// Forks a spawner (standby: one that waits to take over). Returns its pid

@@ -9,8 +9,10 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <span>
+#include <stdio_ext.h>
 #include <stdexcept>
 #include <string>
 #include <sys/resource.h>
@@ -125,6 +127,7 @@ private:
     if (timed_) slot_.task_start.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     slot_.started.fetch_add(1, std::memory_order_seq_cst);
     run_task(msg, out_);
+    if (::__fpending(stdout) != 0) std::fflush(stdout);  // the task's lines reach the parent now, not at exit
   }
   /// Publishes the smoothed time per task (the parent sizes its window by it).
   void note_time(Clock::time_point first, std::size_t ran) noexcept {
