@@ -10,10 +10,11 @@
 // once that says sleep and no task is out, it sleeps on a condition
 // variable until a submission, join or terminate.
 //
-// Faults come back from the worker ranks as results (mpi_worker.hpp). A
-// failing MPI call (a rank lost, if the MPI library reports it instead of
-// ending the job) fails every unfinished task with WorkerLostError and
-// breaks the pool; later submissions throw PoolNotRunning saying why.
+// Faults come back from the worker ranks as result messages (pool errors,
+// protocol.hpp). A failing MPI call (a rank lost, if the MPI library
+// reports it instead of ending the job) fails every unfinished task with
+// WorkerLostError and breaks the pool; later submissions throw
+// PoolNotRunning saying why.
 #pragma once
 
 #include <algorithm>
@@ -124,17 +125,27 @@ public:
 
   /// Waits for every task, then stops the worker ranks (they finalize and
   /// exit). Requires close() first; not from a callback (std::logic_error).
-  void join() {
+  void join() { join_until(Clock::time_point::max()); }
+
+  /// join() that returns false, stopping nothing, when tasks are still
+  /// outstanding at the deadline (join may be called again).
+  bool join_until(Clock::time_point deadline) {
     if (std::this_thread::get_id() == thread_.get_id())
       throw std::logic_error("mp::MpiPool::join: not from a callback, which runs on the pool's MPI thread");
     {
       std::unique_lock lock(mu_);
       if (!closed_) throw std::logic_error("mp::Pool::join: call close() or terminate() first");
-      idle_cv_.wait(lock, [&] { return terminated_ || stopped_ || outstanding() == 0; });
+      const auto idle = [&] { return terminated_ || stopped_ || outstanding() == 0; };
+      if (deadline == Clock::time_point::max()) {
+        idle_cv_.wait(lock, idle);
+      } else if (!idle_cv_.wait_until(lock, deadline, idle)) {
+        return false;
+      }
       stopping_ = true;
       cv_.notify_one();
     }
     if (thread_.joinable()) thread_.join();
+    return true;
   }
 
   /// Fails every unfinished task with ClosedError and has the worker ranks
@@ -301,9 +312,9 @@ private:
     for_each_frame(batch, [&](std::span<const std::byte> m) { deliver_one(src, m); });
   }
 
-  /// One result frame: u64 seq | u8 kind | body, to its sink.
+  /// One result frame: u64 seq | result message, to its sink.
   void deliver_one(int src, std::span<const std::byte> m) {
-    if (m.size() < mpi_result_head) throw DecodeError("mp::MpiPool: a result frame is shorter than its header");
+    if (m.size() < 8) throw DecodeError("mp::MpiPool: a result frame is shorter than its sequence number");
     std::uint64_t seq = 0;
     std::memcpy(&seq, m.data(), 8);
     InFlight e;
@@ -316,12 +327,7 @@ private:
       --inflight_per_rank_[static_cast<std::size_t>(src)];
       if (closed_) idle_cv_.notify_all();
     }
-    const auto body = m.subspan(mpi_result_head);
-    if (m[8] == std::byte{static_cast<std::uint8_t>(MpiResultKind::result)}) {
-      e.sink->on_result(e.index, body);
-    } else {
-      e.sink->on_error(e.index, mpi_fault_exception(body));
-    }
+    e.sink->on_result(e.index, m.subspan(8));
   }
 
   /// Every unfinished task, taken out of the bookkeeping (under mu_).

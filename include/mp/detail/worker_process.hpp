@@ -19,7 +19,7 @@
 #include <mp/detail/pool_layout.hpp>
 #include <mp/detail/spin.hpp>
 #include <mp/detail/spsc.hpp>
-#include <mp/detail/task.hpp>
+#include <mp/detail/protocol.hpp>
 
 namespace mp::detail {
 
