@@ -128,19 +128,14 @@ protected:
 private:
   /// Spins until ready, wait_spin_time or the deadline, helping the backend.
   void spin(Clock::time_point deadline) const {
-    const auto start = Clock::now();
-    const auto stop = std::min(deadline, start + wait_spin_time);
     WaitHelper* h = helper_.get();
-    if (h != nullptr) h->enter();
-    for (unsigned i = 1; !ready(); ++i) {
-      if (h != nullptr) h->help();
-      cpu_relax();
-      if ((i & 15u) != 0) continue;
-      const auto now = Clock::now();
-      if (now >= stop) break;
-      if (now - start > spin_before_yield) std::this_thread::yield();
+    if (h == nullptr) {
+      spin_until([&] { return ready(); }, {wait_spin_time, deadline});
+      return;
     }
-    if (h != nullptr) h->leave(!ready());
+    h->enter();
+    spin_until([&] { return ready() || (h->help(), ready()); }, {wait_spin_time, deadline});
+    h->leave(!ready());
   }
 
   /// Runs each registered callback once, including those registered while
