@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <mp/async_result.hpp>
+#include <mp/detail/pool_map.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -18,7 +19,7 @@
 using namespace std::chrono_literals;
 
 TEST_CASE("value set from another thread wakes get(), callbacks run once", "[async]") {
-  auto st = std::make_shared<mp::detail::ResultState<int>>();
+  auto st = std::make_shared<mp::detail::ApplyState<int>>();
   mp::AsyncResult<int> r(st);
   int before = 0, after = 0, errs = 0;
   r.then([&](const int& v) { before = v; }, [&](std::exception_ptr) { ++errs; });
@@ -41,7 +42,7 @@ TEST_CASE("value set from another thread wakes get(), callbacks run once", "[asy
 }
 
 TEST_CASE("an error is rethrown by every get and reaches the error callback", "[async]") {
-  auto st = std::make_shared<mp::detail::ResultState<std::string>>();
+  auto st = std::make_shared<mp::detail::ApplyState<std::string>>();
   mp::AsyncResult<std::string> r(st);
   bool got = false;
   r.then([](const std::string&) {}, [&](std::exception_ptr e) {
@@ -59,7 +60,7 @@ TEST_CASE("an error is rethrown by every get and reaches the error callback", "[
 }
 
 TEST_CASE("AsyncResult<void> and result messages decode", "[async]") {
-  auto st = std::make_shared<mp::detail::ResultState<void>>();
+  auto st = std::make_shared<mp::detail::ApplyState<void>>();
   mp::AsyncResult<void> r(st);
   int n = 0;
   r.then([&] { ++n; });
@@ -67,10 +68,53 @@ TEST_CASE("AsyncResult<void> and result messages decode", "[async]") {
   st->on_result(0, ok);
   r.get();
   CHECK(n == 1);
-  auto bad = std::make_shared<mp::detail::ResultState<int>>();
+  auto bad = std::make_shared<mp::detail::ApplyState<int>>();
   const std::byte truncated[2] = {std::byte{0}, std::byte{1}};
   bad->on_result(0, truncated);
   CHECK_THROWS_AS(mp::AsyncResult<int>(bad).get(), mp::DecodeError);
+}
+
+namespace {
+
+/// A ResultOut that keeps the result message it is given.
+class BytesOut final : public mp::detail::ResultOut {
+public:
+  void write(std::size_t n, mp::detail::EncodeRef enc) override {
+    bytes.resize(n);
+    enc(bytes.data());
+  }
+  std::vector<std::byte> bytes;
+};
+
+}  // namespace
+
+TEST_CASE("a pool error result keeps mp's error type, pid and where it happened", "[async]") {
+  BytesOut lost;
+  mp::detail::write_error_result(lost, std::make_exception_ptr(mp::WorkerLostError(42, "lost")), " (rank 3)");
+  auto st = std::make_shared<mp::detail::ApplyState<int>>();
+  st->on_result(0, lost.bytes);
+  try {
+    mp::AsyncResult<int>(st).get();
+    FAIL("get() did not throw");
+  } catch (const mp::WorkerLostError& e) {
+    CHECK(e.pid() == 42);
+    CHECK(std::string(e.what()) == "lost (rank 3)");
+  }
+  BytesOut timeout;
+  mp::detail::write_error_result(timeout, std::make_exception_ptr(mp::TaskTimeoutError("slow")), "");
+  auto st2 = std::make_shared<mp::detail::ApplyState<int>>();
+  st2->on_result(0, timeout.bytes);
+  CHECK_THROWS_AS(mp::AsyncResult<int>(st2).get(), mp::TaskTimeoutError);
+  BytesOut other;  // not one of mp's pool errors: an ordinary error result, where not added
+  mp::detail::write_error_result(other, std::make_exception_ptr(std::out_of_range("nope")), " (rank 3)");
+  auto st3 = std::make_shared<mp::detail::ApplyState<int>>();
+  st3->on_result(0, other.bytes);
+  CHECK_THROWS_AS(mp::AsyncResult<int>(st3).get(), std::out_of_range);
+  CHECK_THROWS_WITH(mp::AsyncResult<int>(st3).get(), "nope");
+  lost.bytes[1] = std::byte{200};  // no such pool error kind
+  auto st4 = std::make_shared<mp::detail::ApplyState<int>>();
+  st4->on_result(0, lost.bytes);
+  CHECK_THROWS_AS(mp::AsyncResult<int>(st4).get(), mp::DecodeError);
 }
 
 namespace {
@@ -100,7 +144,7 @@ struct OddError : std::exception {
 }  // namespace
 
 TEST_CASE("callbacks finish before the result is ready", "[async][callbacks]") {
-  auto st = std::make_shared<mp::detail::ResultState<int>>();
+  auto st = std::make_shared<mp::detail::ApplyState<int>>();
   mp::AsyncResult<int> r(st);
   std::atomic<bool> in_cb{false}, release{false}, cb_done{false};
   r.then([&](const int&) {
@@ -120,7 +164,7 @@ TEST_CASE("callbacks finish before the result is ready", "[async][callbacks]") {
 }
 
 TEST_CASE("then() inside a callback runs before ready, without deadlock", "[async][callbacks]") {
-  auto st = std::make_shared<mp::detail::ResultState<int>>();
+  auto st = std::make_shared<mp::detail::ApplyState<int>>();
   mp::AsyncResult<int> r(st);
   std::vector<int> seen;
   r.then([&](const int& v) {
@@ -136,7 +180,7 @@ TEST_CASE("then() inside a callback runs before ready, without deadlock", "[asyn
 }
 
 TEST_CASE("a throwing callback never makes then() throw, it is reported on stderr", "[async][callbacks]") {
-  auto st = std::make_shared<mp::detail::ResultState<int>>();
+  auto st = std::make_shared<mp::detail::ApplyState<int>>();
   mp::AsyncResult<int> r(st);
   int later = 0;
   const std::string pending_out = capture_stderr([&] {
@@ -155,7 +199,7 @@ TEST_CASE("a throwing callback never makes then() throw, it is reported on stder
   CHECK(ready_out.find("threw (anonymous namespace)::OddError: odd thing; ignored\n") != std::string::npos);
   CHECK(ready_out.find("threw int; ignored\n") != std::string::npos);
 
-  auto bad = std::make_shared<mp::detail::ResultState<int>>();
+  auto bad = std::make_shared<mp::detail::ApplyState<int>>();
   mp::AsyncResult<int> f(bad);
   bad->fail(std::make_exception_ptr(std::logic_error("task")));
   const std::string err_out = capture_stderr([&] {
@@ -169,7 +213,7 @@ TEST_CASE("done, running, cancelled and exception", "[async][futures]") {
   CHECK_FALSE(none.running());
   CHECK_FALSE(none.cancelled());
 
-  auto st = std::make_shared<mp::detail::ResultState<int>>();
+  auto st = std::make_shared<mp::detail::ApplyState<int>>();
   mp::AsyncResult<int> r(st);
   CHECK(r.running());
   CHECK_FALSE(r.done());
@@ -182,14 +226,14 @@ TEST_CASE("done, running, cancelled and exception", "[async][futures]") {
   CHECK_FALSE(r.running());
   CHECK(r.exception(0ms) == nullptr);
 
-  auto c = std::make_shared<mp::detail::ResultState<void>>();
+  auto c = std::make_shared<mp::detail::ApplyState<void>>();
   mp::AsyncResult<void> rc(c);
   c->fail(std::make_exception_ptr(mp::CancelledError("cancelled")));
   CHECK(rc.cancelled());
   CHECK(rc.done());
   CHECK_THROWS_AS(std::rethrow_exception(rc.exception()), mp::CancelledError);
 
-  auto e = std::make_shared<mp::detail::ResultState<int>>();
+  auto e = std::make_shared<mp::detail::ApplyState<int>>();
   mp::AsyncResult<int> re(e);
   e->fail(std::make_exception_ptr(std::out_of_range("oops")));
   CHECK_FALSE(re.cancelled());

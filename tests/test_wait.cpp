@@ -16,7 +16,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-using State = mp::detail::ResultState<int>;
+using State = mp::detail::ApplyState<int>;
 
 struct Futures {
   std::vector<std::shared_ptr<State>> states;

@@ -8,7 +8,9 @@
 // ready also sees every callback registered before completion finished
 // (Python's order). Waiting spins ~100 us, meanwhile reading the
 // pool's result channels itself (so a quick task's result needs no thread
-// wakeup), then sleeps on the word.
+// wakeup), then sleeps on the word. The state receives a value, never
+// bytes: decoding a result message is the pool's (detail/protocol.hpp), so
+// this header does not include the codec.
 #pragma once
 
 #include <algorithm>
@@ -26,10 +28,10 @@
 #include <utility>
 #include <vector>
 
+#include <mp/detail/backend.hpp>
 #include <mp/detail/callback_error.hpp>
 #include <mp/detail/futex.hpp>
 #include <mp/detail/spin.hpp>
-#include <mp/detail/task.hpp>
 #include <mp/errors.hpp>
 
 namespace mp {
@@ -126,19 +128,14 @@ protected:
 private:
   /// Spins until ready, wait_spin_time or the deadline, helping the backend.
   void spin(Clock::time_point deadline) const {
-    const auto start = Clock::now();
-    const auto stop = std::min(deadline, start + wait_spin_time);
     WaitHelper* h = helper_.get();
-    if (h != nullptr) h->enter();
-    for (unsigned i = 1; !ready(); ++i) {
-      if (h != nullptr) h->help();
-      cpu_relax();
-      if ((i & 15u) != 0) continue;
-      const auto now = Clock::now();
-      if (now >= stop) break;
-      if (now - start > spin_before_yield) std::this_thread::yield();
+    if (h == nullptr) {
+      spin_until([&] { return ready(); }, {wait_spin_time, deadline});
+      return;
     }
-    if (h != nullptr) h->leave(!ready());
+    h->enter();
+    spin_until([&] { return ready() || (h->help(), ready()); }, {wait_spin_time, deadline});
+    h->leave(!ready());
   }
 
   /// Runs each registered callback once, including those registered while
@@ -167,7 +164,10 @@ private:
   std::shared_ptr<WaitHelper> helper_;
 };
 
-/// The state of an AsyncResult<T>: the value once it is set.
+/// The state of an AsyncResult<T>: the value once it is set. It knows no
+/// message format: the pool's sink for T (ApplyState, MapState in
+/// pool_map.hpp) derives from it, decodes the result message
+/// (protocol.hpp) and calls set_value(T) or fail(exception_ptr).
 template <class T>
 class ResultState : public StateBase {
 public:
@@ -178,21 +178,6 @@ public:
   }
   T& value() noexcept { return *value_; }
 
-  /// apply's result message: decode T (or the error).
-  void on_result(std::size_t, std::span<const std::byte> msg) noexcept override {
-    try {
-      Reader r(msg);
-      std::exception_ptr err;
-      std::uint64_t idx = 0;
-      if (!read_status(r, err, idx)) return fail(err);
-      T v = r.read<T>();
-      r.expect_end();
-      set_value(std::move(v));
-    } catch (...) {
-      fail(std::current_exception());
-    }
-  }
-
 private:
   std::optional<T> value_;
 };
@@ -202,18 +187,6 @@ class ResultState<void> : public StateBase {
 public:
   void set_value() noexcept {
     if (claim()) finish(has_value);
-  }
-  void on_result(std::size_t, std::span<const std::byte> msg) noexcept override {
-    try {
-      Reader r(msg);
-      std::exception_ptr err;
-      std::uint64_t idx = 0;
-      if (!read_status(r, err, idx)) return fail(err);
-      r.expect_end();
-      set_value();
-    } catch (...) {
-      fail(std::current_exception());
-    }
   }
 };
 

@@ -25,7 +25,7 @@
 #include <mp/codec.hpp>
 #include <mp/detail/function_id.hpp>
 #include <mp/detail/signature.hpp>
-#include <mp/detail/task.hpp>
+#include <mp/detail/sendable.hpp>
 
 namespace mp {
 

@@ -6,10 +6,11 @@
 //   for (int x : pool.imap(square, std::views::iota(0, 100'000'000))) ...
 //
 // Layers. basic_pool<Backend> is the API: it encodes tasks (a trampoline's
-// FunctionId + the callable + the arguments, or a chunk of items), chunks
-// maps, orders results, and hands out AsyncResult futures. The Backend only
-// moves task messages to workers and result messages back (see the seam
-// in detail/fork_backend.hpp). mp::Pool = basic_pool<detail::ForkBackend>.
+// FunctionId + the callable + the arguments, or a chunk of items; the
+// messages are detail/protocol.hpp's), chunks maps, orders results, and
+// hands out AsyncResult futures. The Backend only moves task messages to
+// workers and result messages back (the seam and its contract:
+// detail/backend.hpp). mp::Pool = basic_pool<detail::ForkBackend>.
 #pragma once
 
 #include <chrono>
@@ -98,6 +99,11 @@ struct PoolOptions {
 /// The pool, generic over how tasks reach workers (the Backend).
 template <class Backend>
 class basic_pool {
+  static_assert(detail::Backend<Backend>,
+                "mp::basic_pool<Backend>: this Backend does not meet the backend contract (the concept "
+                "mp::detail::Backend in detail/backend.hpp): give it every member listed there, with those "
+                "signatures; the failed requirement is named in the note below.");
+
 public:
   /// cpu_count() workers (times PoolOptions{}.factor). Forks the spawner and
   /// the workers; throws std::system_error if it cannot.
@@ -314,7 +320,7 @@ private:
     using R = std::invoke_result_t<Fn&, Ws&...>;
     if constexpr (!std::is_void_v<R>) detail::check_argument<std::remove_cvref_t<R>>();
     using T = std::conditional_t<std::is_void_v<R>, void, std::remove_cvref_t<R>>;
-    auto st = std::make_shared<detail::ResultState<T>>();
+    auto st = std::make_shared<detail::ApplyState<T>>();
     detail::build_apply_as(fn, wire, [&](std::size_t n, auto& enc) { backend_.submit(n, enc, st, 0); }, args...);
     return AsyncResult<T>(std::move(st));
   }

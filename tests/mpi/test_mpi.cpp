@@ -2,8 +2,9 @@
 //
 // Every rank runs main(): ranks 1..3 serve inside the pool's constructor and
 // exit there; rank 0 runs the Catch2 cases against that one pool (one
-// MpiPool per run), then ends the pool with close() + join(), or with
-// terminate() when given --end-with-terminate, and checks what that did.
+// MpiPool per run), then ends the pool with close() + join(), with
+// terminate() when given --end-with-terminate, or with close() and a timed
+// join(d) when given --end-with-timed-join, and checks what that did.
 // CTest runs it through mpirun and checks mpirun's exit code.
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
@@ -79,6 +80,11 @@ int announce_and_sleep(std::string path) {
   std::ofstream(path) << "running";
   std::this_thread::sleep_for(std::chrono::seconds(30));
   return 1;
+}
+
+int sleep_ms(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return ms;
 }
 
 int sleep_long(int) {
@@ -230,12 +236,34 @@ TEST_CASE("MpiPool: a second pool and factor are refused with a sentence", "[mpi
   CHECK_THROWS_AS(mp::MpiPool(), std::logic_error);
 }
 
+namespace {
+
+/// close(), then join(d): false (nothing stopped, the task still runs)
+/// while a task is out, true once it ended. Returns the failures.
+int end_with_join_timeout(mp::MpiPool& p) {
+  int failed = 0;
+  auto slow = p.apply_async(sleep_ms, 1500);
+  p.close();
+  const auto t0 = std::chrono::steady_clock::now();
+  if (p.join(std::chrono::milliseconds(100))) failed += 1;
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  if (waited < std::chrono::milliseconds(100) || waited > std::chrono::milliseconds(1400)) failed += 1;
+  if (slow.ready() || p.backend().running()) failed += 1;
+  if (!p.join(std::chrono::seconds(60))) failed += 1;
+  if (!slow.ready() || slow.get() != 1500) failed += 1;
+  return failed;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  bool end_with_terminate = false;
+  bool end_with_terminate = false, end_with_timed_join = false;
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
     if (std::strcmp(argv[i], "--end-with-terminate") == 0) {
       end_with_terminate = true;
+    } else if (std::strcmp(argv[i], "--end-with-timed-join") == 0) {
+      end_with_timed_join = true;
     } else {
       args.push_back(argv[i]);
     }
@@ -254,6 +282,8 @@ int main(int argc, char** argv) {
       failed += 1;
     } catch (const mp::ClosedError&) {
     }
+  } else if (end_with_timed_join) {
+    failed += end_with_join_timeout(the_pool);
   } else {
     auto last = the_pool.apply_async(add, 20, 22);
     the_pool.close();

@@ -1,35 +1,47 @@
 // mp/detail/backend.hpp - the seam between the Pool's API layer and a
 // backend that runs its tasks.
 //
-// basic_pool<Backend> (pool.hpp) owns chunking, ordering, futures and errors;
-// a backend only moves opaque task messages to workers and their results
-// back. ForkBackend (fork_backend.hpp) forks local workers; another backend
-// (MPI ranks, say) implements the same members and reuses the whole API:
+// basic_pool<Backend> (pool.hpp) owns chunking, ordering, futures and errors,
+// and the messages are protocol.hpp's, the same for every backend; a backend
+// only moves opaque task messages to workers and their result messages back
+// (transport). ForkBackend (fork_backend.hpp) forks local workers,
+// MpiBackend (mpi_backend.hpp) uses MPI ranks. What a backend B provides
+// (the concept Backend below checks the same list; basic_pool asserts it):
 //
-//   Backend(const BackendOptions&)       start the workers
-//   unsigned size() const
+//   static constexpr bool shares_memory  workers see the caller's shared memory
+//   B(const BackendOptions&)             start the workers
+//   unsigned size() const                worker slots
+//   pid_t worker_pid(unsigned) const     slot i's process (0: being made)
 //   void submit(n, EncodeRef, shared_ptr<Sink>, index)
 //                                        queue one task message of n bytes;
 //                                        the sink gets exactly one on_result
-//                                        or on_error, on the result thread
+//                                        or on_error; throws PoolNotRunning
 //   bool running()                       submissions accepted?
-//   void close(); void join(); void terminate();
-//
 //   std::string why_not_running()        the sentence PoolNotRunning carries
+//   void close()                         no more submissions
+//   void join()                          wait for every task, end the workers
+//   bool join_until(time_point)          join() giving up at the deadline
+//   void terminate()                     kill the workers; tasks fail
 //   bool cancel(const Sink*, bool running)
 //                                        drop (or kill) that sink's tasks
 //
-// The messages are task.hpp's, the same for every backend: a task is the
-// FunctionId of a trampoline (load-address independent: function_id.hpp)
-// and its encoded callable and arguments; a result is a status byte and
-// the encoded value or error.
+// The backend hands each sink its WaitHelper (Sink::use_helper) at submit.
 #pragma once
 
+#include <sys/types.h>
+
+#include <atomic>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
+#include <memory>
+#include <span>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
+#include <mp/detail/futex.hpp>
 #include <mp/detail/syscall.hpp>
 
 namespace mp::detail {
@@ -55,5 +67,85 @@ class PoolNotRunning : public std::logic_error {
 public:
   using std::logic_error::logic_error;
 };
+
+/// A non-owning reference to a callable writing bytes at a pointer.
+class EncodeRef {
+public:
+  template <class F>
+  EncodeRef(F& f) noexcept  // NOLINT: implicit on purpose
+      : obj_(&f), call_([](void* o, std::byte* p) { (*static_cast<F*>(o))(p); }) {}
+  void operator()(std::byte* p) const { call_(obj_, p); }
+
+private:
+  void* obj_;
+  void (*call_)(void*, std::byte*);
+};
+
+class Sink;
+
+/// What a thread waiting for a result can do instead of sleeping: read the
+/// backend's result channels itself (one thread at a time), so that a round
+/// trip needs no wakeup of the result thread. Owned by the backend and
+/// shared with its pending results, so it outlives both.
+class WaitHelper {
+public:
+  virtual ~WaitHelper() = default;
+  /// Delivers whatever results are there, if no other thread is reading
+  /// them; returns whether it delivered any. Never blocks; any thread.
+  virtual bool help() noexcept = 0;
+  /// Cancels the tasks of sink s not begun yet (and, with `running`, the one
+  /// running, by killing its worker); returns whether it cancelled any.
+  virtual bool cancel(const Sink* s, bool running) noexcept {
+    (void)s;
+    (void)running;
+    return false;
+  }
+  /// A waiter begins / ends its spin of help() calls (the backend's result
+  /// thread stands back meanwhile). A waiter that leaves to sleep passes
+  /// wake = true: the last one out wakes the result thread at once.
+  void enter() noexcept { active_.fetch_add(1, std::memory_order_seq_cst); }
+  void leave(bool wake) noexcept {
+    if (active_.fetch_sub(1, std::memory_order_seq_cst) == 1 && wake) futex_wake_all(active_);
+  }
+
+protected:
+  std::atomic<std::uint32_t> active_{0};
+};
+
+/// The parent-side receiver of one task's result. Called on the backend's
+/// result thread (or on terminate, or in a thread waiting for a result),
+/// exactly once per submitted task.
+class Sink {
+public:
+  virtual ~Sink() = default;
+  /// The result message of the task submitted with this `index`.
+  virtual void on_result(std::size_t index, std::span<const std::byte> msg) noexcept = 0;
+  /// The task will never produce a result (worker lost, pool terminated).
+  virtual void on_error(std::size_t index, std::exception_ptr e) noexcept = 0;
+  /// Whether completing this sink runs user callbacks (which must run on the
+  /// result thread, so a helping waiter leaves it to that thread).
+  [[nodiscard]] virtual bool has_callbacks() const noexcept { return false; }
+  /// The backend's helper, for waiters of this sink (set at submit).
+  virtual void use_helper(const std::shared_ptr<WaitHelper>&) noexcept {}
+};
+
+/// The contract of a backend (the list in this file's comment).
+template <class B>
+concept Backend =
+    std::constructible_from<B, const BackendOptions&> &&
+    requires(B& b, const B& cb, std::size_t n, EncodeRef enc, std::shared_ptr<Sink> sink, const Sink* s, unsigned i,
+             Clock::time_point deadline) {
+      { B::shares_memory } -> std::convertible_to<bool>;
+      { cb.size() } -> std::same_as<unsigned>;
+      { cb.worker_pid(i) } -> std::same_as<pid_t>;
+      b.submit(n, enc, sink, n);
+      { b.running() } -> std::same_as<bool>;
+      { b.why_not_running() } -> std::same_as<std::string>;
+      b.close();
+      b.join();
+      { b.join_until(deadline) } -> std::same_as<bool>;
+      b.terminate();
+      { b.cancel(s, true) } -> std::same_as<bool>;
+    };
 
 }  // namespace mp::detail

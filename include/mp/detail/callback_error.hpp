@@ -11,7 +11,7 @@
 #include <string>
 #include <typeinfo>
 
-#include <mp/detail/wire_error.hpp>
+#include <mp/detail/demangle.hpp>
 
 namespace mp::detail {
 

@@ -51,7 +51,6 @@
 #include <mp/detail/worker_ledger.hpp>
 #include <mp/detail/worker_process.hpp>
 #include <mp/detail/spawners.hpp>
-#include <mp/detail/task.hpp>
 #include <mp/errors.hpp>
 
 namespace mp::detail {

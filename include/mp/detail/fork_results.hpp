@@ -90,7 +90,7 @@ inline void ForkBackend::wait_for_work() {
     return false;
   };
   // After a wait that timed out with nothing to do, spinning is waste.
-  if (!idle_timeout_ && spin_for(parent_spin_ns, ready)) return;
+  if (!idle_timeout_ && spin_until(ready, {parent_spin_time})) return;
   idle_timeout_ = !seg_.ctl().doorbell.wait(ready, std::min(next_timeout_check_, due));
   idle_wait_.store(false, std::memory_order_relaxed);
 }

@@ -22,7 +22,7 @@
 #include <vector>
 
 #include <mp/detail/shared_object.hpp>
-#include <mp/detail/task.hpp>
+#include <mp/detail/sendable.hpp>
 
 namespace mp::detail {
 

@@ -10,10 +10,11 @@
 // once that says sleep and no task is out, it sleeps on a condition
 // variable until a submission, join or terminate.
 //
-// Faults come back from the worker ranks as results (mpi_worker.hpp). A
-// failing MPI call (a rank lost, if the MPI library reports it instead of
-// ending the job) fails every unfinished task with WorkerLostError and
-// breaks the pool; later submissions throw PoolNotRunning saying why.
+// Faults come back from the worker ranks as result messages (pool errors,
+// protocol.hpp). A failing MPI call (a rank lost, if the MPI library
+// reports it instead of ending the job) fails every unfinished task with
+// WorkerLostError and breaks the pool; later submissions throw
+// PoolNotRunning saying why.
 #pragma once
 
 #include <algorithm>
@@ -32,6 +33,7 @@
 #include <mp/detail/mpi_env.hpp>
 #include <mp/detail/mpi_wire.hpp>
 #include <mp/detail/mpi_worker.hpp>
+#include <mp/detail/pool_phase.hpp>
 #include <mp/detail/worker_ledger.hpp>
 #include <mp/errors.hpp>
 
@@ -100,41 +102,54 @@ public:
     std::vector<std::byte> bytes(n + 8);
     enc(bytes.data() + 8);
     std::lock_guard lock(mu_);
-    if (closed_) throw PoolNotRunning(broken_ ? broken_why_ : not_running);
+    if (phase_ != Phase::running) throw PoolNotRunning(why_locked());
     const std::uint64_t seq = next_seq_++;
     std::memcpy(bytes.data(), &seq, 8);
     pending_.push_back({std::move(bytes), std::move(sink), index, seq});
     if (sleeping_) cv_.notify_one();
   }
 
+  /// Why submissions are refused: closed, terminated or broken (which and why).
   std::string why_not_running() {
     std::lock_guard lock(mu_);
-    return broken_ ? broken_why_ : not_running;
+    return why_locked();
   }
 
+  /// Whether submissions are accepted (not closed, terminated or broken).
   bool running() {
     std::lock_guard lock(mu_);
-    return !closed_;
+    return phase_ == Phase::running;
   }
 
+  /// No more submissions; queued and running tasks go on. Never blocks.
   void close() {
     std::lock_guard lock(mu_);
-    closed_ = true;
+    if (phase_ == Phase::running) set_phase(Phase::closed);
   }
 
   /// Waits for every task, then stops the worker ranks (they finalize and
   /// exit). Requires close() first; not from a callback (std::logic_error).
-  void join() {
+  void join() { join_until(Clock::time_point::max()); }
+
+  /// join() that returns false, stopping nothing, when tasks are still
+  /// outstanding at the deadline (join may be called again).
+  bool join_until(Clock::time_point deadline) {
     if (std::this_thread::get_id() == thread_.get_id())
       throw std::logic_error("mp::MpiPool::join: not from a callback, which runs on the pool's MPI thread");
     {
       std::unique_lock lock(mu_);
-      if (!closed_) throw std::logic_error("mp::Pool::join: call close() or terminate() first");
-      idle_cv_.wait(lock, [&] { return terminated_ || stopped_ || outstanding() == 0; });
-      stopping_ = true;
+      if (phase_ == Phase::running) throw std::logic_error("mp::Pool::join: call close() or terminate() first");
+      const auto idle = [&] { return ranks_done() || outstanding() == 0; };
+      if (deadline == Clock::time_point::max()) {
+        idle_cv_.wait(lock, idle);
+      } else if (!idle_cv_.wait_until(lock, deadline, idle)) {
+        return false;
+      }
+      if (phase_ == Phase::closed || phase_ == Phase::broken || phase_ == Phase::stopping) set_phase(Phase::stopping);
       cv_.notify_one();
     }
     if (thread_.joinable()) thread_.join();
+    return true;
   }
 
   /// Fails every unfinished task with ClosedError and has the worker ranks
@@ -142,8 +157,7 @@ public:
   void terminate() {
     {
       std::lock_guard lock(mu_);
-      closed_ = true;
-      if (!stopped_) terminated_ = true;
+      if (phase_ != Phase::ended) set_phase(Phase::terminated);
       cv_.notify_one();
     }
     idle_cv_.notify_all();
@@ -159,7 +173,7 @@ public:
     bool asked = false;
     {
       std::lock_guard lock(mu_);
-      if (terminated_ || stopped_) return false;
+      if (ranks_done()) return false;
       for (auto it = pending_.begin(); it != pending_.end();) {
         if (it->sink.get() == s) {
           removed.push_back(std::move(*it));
@@ -174,7 +188,7 @@ public:
         asked = true;
       }
       if (asked) cv_.notify_one();
-      if (closed_) idle_cv_.notify_all();
+      if (phase_ != Phase::running) idle_cv_.notify_all();
     }
     const auto err = cancelled_error(false);
     for (auto& p : removed) p.sink->on_error(p.index, err);
@@ -211,6 +225,18 @@ private:
 
   std::size_t outstanding() const { return pending_.size() + inflight_.size(); }
 
+  // ---- lifecycle (pool_phase.hpp) -----------------------------------------------
+
+  /// Moves to phase `to` (under mu_); std::logic_error if it may not go there.
+  void set_phase(Phase to) { phase_ = next_phase(phase_, to); }
+  /// Whether the ranks are no longer served: terminate() was called, the
+  /// ranks were sent stop or kill, or MPI failed (under mu_).
+  [[nodiscard]] bool ranks_done() const noexcept {
+    return phase_ == Phase::terminated || phase_ == Phase::ended || phase_ == Phase::broken;
+  }
+  /// The sentence PoolNotRunning carries (under mu_).
+  [[nodiscard]] std::string why_locked() const { return broken_why_.empty() ? std::string(not_running) : broken_why_; }
+
   void run() {
     try {
       loop();
@@ -238,9 +264,9 @@ private:
       for (int i = 0; i < 64 && receiver.poll(on_msg); ++i) did = true;
       did = sender.progress() || did;
       std::unique_lock lock(mu_);
-      if (terminated_ || (stopping_ && outstanding() == 0)) {
-        const int tag = terminated_ ? mpi_kill : mpi_stop;
-        stopped_ = true;
+      if (phase_ == Phase::terminated || (phase_ == Phase::stopping && outstanding() == 0)) {
+        const int tag = phase_ == Phase::terminated ? mpi_kill : mpi_stop;
+        set_phase(Phase::ended);
         lock.unlock();
         for (int r = 1; r < world_.size; ++r) sender.send(r, tag, {});
         sender.drain();
@@ -255,7 +281,7 @@ private:
       if (sleep == Clock::duration::zero()) continue;
       sleeping_ = true;
       if (inflight_.empty() && pending_.empty() && sender.idle()) {  // nothing can arrive: sleep until told
-        cv_.wait(lock, [&] { return !pending_.empty() || terminated_ || stopping_; });
+        cv_.wait(lock, [&] { return !pending_.empty() || phase_ == Phase::terminated || phase_ == Phase::stopping; });
       } else {
         cv_.wait_for(lock, sleep);
       }
@@ -301,9 +327,9 @@ private:
     for_each_frame(batch, [&](std::span<const std::byte> m) { deliver_one(src, m); });
   }
 
-  /// One result frame: u64 seq | u8 kind | body, to its sink.
+  /// One result frame: u64 seq | result message, to its sink.
   void deliver_one(int src, std::span<const std::byte> m) {
-    if (m.size() < mpi_result_head) throw DecodeError("mp::MpiPool: a result frame is shorter than its header");
+    if (m.size() < 8) throw DecodeError("mp::MpiPool: a result frame is shorter than its sequence number");
     std::uint64_t seq = 0;
     std::memcpy(&seq, m.data(), 8);
     InFlight e;
@@ -314,14 +340,9 @@ private:
       e = std::move(it->second);
       inflight_.erase(it);
       --inflight_per_rank_[static_cast<std::size_t>(src)];
-      if (closed_) idle_cv_.notify_all();
+      if (phase_ != Phase::running) idle_cv_.notify_all();
     }
-    const auto body = m.subspan(mpi_result_head);
-    if (m[8] == std::byte{static_cast<std::uint8_t>(MpiResultKind::result)}) {
-      e.sink->on_result(e.index, body);
-    } else {
-      e.sink->on_error(e.index, mpi_fault_exception(body));
-    }
+    e.sink->on_result(e.index, m.subspan(8));
   }
 
   /// Every unfinished task, taken out of the bookkeeping (under mu_).
@@ -338,7 +359,8 @@ private:
     std::vector<InFlight> lost;
     {
       std::lock_guard lock(mu_);
-      broken_ = closed_ = stopped_ = true;
+      // Shutting down already: the ranks are no longer served either way.
+      set_phase(phase_ == Phase::running || phase_ == Phase::closed ? Phase::broken : Phase::ended);
       broken_why_ = why;
       take_all(lost);
     }
@@ -357,9 +379,9 @@ private:
   std::vector<std::size_t> inflight_per_rank_;  // index: rank (0 unused)
   std::vector<Cancel> cancels_;
   std::uint64_t next_seq_ = 0;
-  bool closed_ = false, stopping_ = false, terminated_ = false, stopped_ = false, broken_ = false;
+  Phase phase_ = Phase::running;  // under mu_
   bool sleeping_ = false;
-  std::string broken_why_;
+  std::string broken_why_;  // why the pool is broken ("" if it never was; under mu_)
   std::thread thread_;
 };
 

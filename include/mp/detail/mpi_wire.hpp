@@ -1,13 +1,11 @@
 // mp/detail/mpi_wire.hpp - the messages between rank 0 and the worker ranks
 // of an MpiPool, and the non-blocking sender and receiver that move them.
 //
-//   tag task    0 -> r   a batch of frames: u64 seq | task message (task.hpp)
+//   tag task    0 -> r   a batch of frames: u64 seq | task message (protocol.hpp)
 //   tag cancel  0 -> r   u64 seq | u8 running
 //   tag stop    0 -> r   (empty) finish the local pool's tasks, then exit
 //   tag kill    0 -> r   (empty) kill the local pool, then exit
-//   tag result  r -> 0   a batch of frames: u64 seq | u8 kind | body
-//        kind result: body is the task's result message (task.hpp)
-//        kind fault:  u8 MpiFault | i64 pid | what   (mp's own errors)
+//   tag result  r -> 0   a batch of frames: u64 seq | result message (protocol.hpp)
 //   a batch is one or more (u64 length | frame): the tasks (results) ready
 //   for one rank at one time travel in one MPI message
 //   tag big     either   u64 inner tag | u64 size: the next `part` messages
@@ -16,6 +14,8 @@
 // No message mp sends is larger than mpi_part_bytes: a larger one goes as a
 // `big` header and parts (MPI keeps the order of one source's messages on
 // one communicator), so nothing is ever truncated by an int count.
+// The frames' contents are protocol.hpp's messages: this file only frames,
+// batches and moves them.
 #pragma once
 
 #include <mpi.h>
@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <array>
 #include <exception>
 #include <map>
 #include <memory>
@@ -33,9 +34,8 @@
 #include <string>
 #include <vector>
 
-#include <mp/codec.hpp>
 #include <mp/detail/mpi_env.hpp>
-#include <mp/detail/task.hpp>
+#include <mp/detail/protocol.hpp>
 #include <mp/errors.hpp>
 
 namespace mp::detail {
@@ -45,22 +45,13 @@ enum MpiTag : int { mpi_task = 1, mpi_cancel, mpi_stop, mpi_kill, mpi_result, mp
 /// The largest single MPI message mp sends (bytes).
 inline constexpr std::size_t mpi_part_bytes = std::size_t{8} << 20;
 
-enum class MpiResultKind : std::uint8_t { result = 0, fault = 1 };
-enum class MpiFault : std::uint8_t { worker_lost, timeout, cancelled, closed, task_timeout };
-
-/// Bytes of the u64 seq + u8 kind that open a result message.
-inline constexpr std::size_t mpi_result_head = 9;
-
-/// A buffer that starts with u64 seq (and, for results, u8 kind), then
-/// `n` bytes written by enc.
-inline std::vector<std::byte> mpi_frame(std::uint64_t seq, std::size_t n, EncodeRef enc, int head_kind = -1) {
-  const std::size_t head = head_kind < 0 ? 8 : mpi_result_head;
-  std::vector<std::byte> out(head + n);
+/// A buffer that starts with u64 seq, then `n` bytes written by enc.
+inline std::vector<std::byte> mpi_frame(std::uint64_t seq, std::size_t n, EncodeRef enc) {
+  std::vector<std::byte> out(8 + n);
   std::byte* p = out.data();
-  if (p == nullptr) return out;  // never (head >= 8); tells the optimizer so
+  if (p == nullptr) return out;  // never (8 + n > 0); tells the optimizer so
   std::memcpy(p, &seq, 8);
-  if (head_kind >= 0) p[8] = std::byte{static_cast<std::uint8_t>(head_kind)};
-  enc(p + head);
+  enc(p + 8);
   return out;
 }
 
@@ -99,58 +90,12 @@ void for_each_frame(std::span<const std::byte> m, On&& on) {
 class MpiResultOut final : public ResultOut {
 public:
   explicit MpiResultOut(std::uint64_t seq) noexcept : seq_(seq) {}
-  void write(std::size_t n, EncodeRef enc) override {
-    bytes = mpi_frame(seq_, n, enc, static_cast<int>(MpiResultKind::result));
-  }
+  void write(std::size_t n, EncodeRef enc) override { bytes = mpi_frame(seq_, n, enc); }
   std::vector<std::byte> bytes;
 
 private:
   std::uint64_t seq_;
 };
-
-/// The result message for task `seq` that failed with e on a worker rank:
-/// mp's own errors as a fault (type kept), any other as task.hpp's error.
-inline std::vector<std::byte> mpi_error_message(std::uint64_t seq, const std::exception_ptr& e,
-                                                const std::string& where) {
-  auto fault = [&](MpiFault f, std::int64_t pid, const std::string& what) {
-    const std::string text = what + where;
-    auto enc = [&](std::byte* p) { encode_to(p, static_cast<std::uint8_t>(f), pid, text); };
-    return mpi_frame(seq, encoded_size(std::uint8_t{}, pid, text), enc, static_cast<int>(MpiResultKind::fault));
-  };
-  try {
-    std::rethrow_exception(e);
-  } catch (const WorkerLostError& x) {
-    return fault(MpiFault::worker_lost, x.pid(), x.what());
-  } catch (const TaskTimeoutError& x) {
-    return fault(MpiFault::task_timeout, 0, x.what());
-  } catch (const TimeoutError& x) {
-    return fault(MpiFault::timeout, 0, x.what());
-  } catch (const CancelledError& x) {
-    return fault(MpiFault::cancelled, 0, x.what());
-  } catch (const ClosedError& x) {
-    return fault(MpiFault::closed, 0, x.what());
-  } catch (...) {
-    MpiResultOut out(seq);
-    write_current_error(out, 0);
-    return std::move(out.bytes);
-  }
-}
-
-/// Rank 0: the exception a fault body stands for.
-inline std::exception_ptr mpi_fault_exception(std::span<const std::byte> body) {
-  Reader in(body);
-  const auto f = in.read<std::uint8_t>();
-  const auto pid = in.read<std::int64_t>();
-  const auto what = in.read<std::string>();
-  switch (static_cast<MpiFault>(f)) {
-    case MpiFault::worker_lost: return std::make_exception_ptr(WorkerLostError(static_cast<pid_t>(pid), what));
-    case MpiFault::timeout: return std::make_exception_ptr(TimeoutError(what));
-    case MpiFault::task_timeout: return std::make_exception_ptr(TaskTimeoutError(what));
-    case MpiFault::cancelled: return std::make_exception_ptr(CancelledError(what));
-    case MpiFault::closed: return std::make_exception_ptr(ClosedError(what));
-  }
-  return std::make_exception_ptr(DecodeError("mp::MpiPool: a worker rank sent a fault of unknown kind"));
-}
 
 /// Non-blocking sends that own their buffers until MPI is done with them.
 /// One thread only (the one that makes mp's MPI calls).

@@ -89,10 +89,13 @@ private:
     Forward(MpiWorkerRank& rank, std::uint64_t seq) noexcept : rank_(rank), seq_(seq) {}
     void on_result(std::size_t, std::span<const std::byte> msg) noexcept override {
       auto copy = [&](std::byte* p) { std::memcpy(p, msg.data(), msg.size()); };
-      rank_.post(mpi_frame(seq_, msg.size(), copy, static_cast<int>(MpiResultKind::result)));
+      rank_.post(mpi_frame(seq_, msg.size(), copy));
     }
+    /// mp's own errors (a lost worker, a timeout) go on as pool errors.
     void on_error(std::size_t, std::exception_ptr e) noexcept override {
-      rank_.post(mpi_error_message(seq_, e, rank_.where_));
+      MpiResultOut out(seq_);
+      write_error_result(out, e, rank_.where_);
+      rank_.post(std::move(out.bytes));
     }
 
   private:

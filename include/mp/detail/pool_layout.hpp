@@ -27,7 +27,7 @@
 // only touched as messages pass, so a pool costs no memset.
 //
 // Task channel messages (parent -> worker):
-//   a task message (task.hpp; starts with a FunctionId, never empty);
+//   a task message (protocol.hpp; starts with a FunctionId, never empty);
 //   a part: PartHeader {part_magic, total, offset} + bytes, for a task
 //     message too large to sit in the ring whole; the parent writes parts
 //     as space frees, the worker reassembles them (never blocking the

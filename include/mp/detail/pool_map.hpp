@@ -1,6 +1,6 @@
-// mp/detail/pool_map.hpp - backend-independent task messages for the pool:
-// apply messages, map/starmap chunk messages, and the states that collect
-// chunk results (map's output vector, imap's bounded buffer).
+// mp/detail/pool_map.hpp - the pool's sinks: the states that receive result
+// messages (protocol.hpp decodes them) and fill a future: apply's value,
+// map's output vector chunk by chunk, imap's buffer of finished chunks.
 #pragma once
 
 #include <algorithm>
@@ -21,89 +21,18 @@
 #include <vector>
 
 #include <mp/async_result.hpp>
-#include <mp/detail/task.hpp>
+#include <mp/detail/protocol.hpp>
 
 namespace mp::detail {
 
-/// The FunctionId of a trampoline, computed once per instantiation.
-template <auto Fn>
-const FunctionId& trampoline_id() {
-  static const FunctionId id = function_id(Fn);
-  return id;
-}
-
-/// Calls submit(n, enc) with an apply message for f(args...).
-template <class F, class... Args, class Submit>
-void build_apply(const F& f, const std::tuple<const Args&...>& args, Submit&& submit) {
-  const FunctionId& id = trampoline_id<&apply_trampoline<F, Args...>>();
-  std::size_t n = encoded_size(id) + encoded_size(f);
-  std::apply([&](const auto&... a) { n += (std::size_t{0} + ... + encoded_size(a)); }, args);
-  auto enc = [&](std::byte* p) {
-    p = encode_to(p, id);
-    p = encode_to(p, f);
-    std::apply([&](const auto&... a) { ((p = encode_to(p, a)), ...); }, args);
-  };
-  submit(n, enc);
-}
-
-/// build_apply for f(args...) with each argument first converted to the
-/// type it travels as (the ParamList of wire_args_t<F, Args...>).
-template <class F, class... Ws, class... Args, class Submit>
-void build_apply_as(const F& f, ParamList<Ws...>, Submit&& submit, const Args&... args) {
-  (check_argument<Ws>(), ...);
-  auto send = [&](const Ws&... w) { build_apply<F, Ws...>(f, std::tie(w...), submit); };
-  send(as_wire<Ws>(args)...);
-}
-
-/// Whether items of T travel as their object representation (memcpy-able,
-/// every byte pattern valid: an aggregate holding a bool is not).
+/// apply_async's state: decodes the apply result message into the future.
 template <class T>
-inline constexpr bool memcpy_wire = std::is_trivially_copyable_v<T> && Codec<T>::bitwise;
-
-/// Calls submit(n, enc) with a chunk message of the items [first, first+count).
-template <bool Star, class F, class T, class It, class Submit>
-void build_chunk(const F& f, It first, std::size_t count, Submit&& submit) {
-  const FunctionId& id = trampoline_id<&chunk_trampoline<Star, F, T>>();
-  const auto cnt = static_cast<std::uint64_t>(count);
-  std::size_t n = encoded_size(id) + encoded_size(f) + encoded_size(cnt);
-  if constexpr (Codec<T>::fixed != variable_size) {
-    n += count * Codec<T>::fixed;
-  } else {
-    It it = first;
-    for (std::size_t k = 0; k < count; ++k, ++it) n += encoded_size(static_cast<const T&>(*it));
+class ApplyState final : public ResultState<T> {
+public:
+  void on_result(std::size_t, std::span<const std::byte> msg) noexcept override {
+    deliver_apply_result<T>(msg, *this);
   }
-  auto enc = [&](std::byte* p) {
-    p = encode_to(p, id, f, cnt);
-    if constexpr (std::contiguous_iterator<It> && memcpy_wire<T>) {
-      if (count != 0) std::memcpy(p, std::to_address(first), count * sizeof(T));
-    } else {
-      It it = first;
-      for (std::size_t k = 0; k < count; ++k, ++it) p = encode_to(p, static_cast<const T&>(*it));
-    }
-  };
-  submit(n, enc);
-}
-
-/// Reads a chunk's results into out[0..count) (void: checks their count):
-/// returns false and sets err/err_index (item index inside the chunk) when
-/// the chunk failed.
-template <class R>
-bool read_chunk(std::span<const std::byte> msg, R* out, std::size_t count, std::exception_ptr& err,
-                std::uint64_t& err_index) {
-  Reader r(msg);
-  if (!read_status(r, err, err_index)) return false;
-  const auto n = r.read<std::uint64_t>();
-  if (n != count) r.fail("a chunk result has the wrong number of items");
-  if constexpr (std::is_void_v<R>) {
-    (void)out;
-  } else if constexpr (memcpy_wire<R> && !std::is_same_v<R, bool>) {
-    if (n != 0) std::memcpy(static_cast<void*>(out), r.take(count * sizeof(R)), count * sizeof(R));
-  } else {
-    for (std::size_t k = 0; k < count; ++k) out[k] = r.read<R>();
-  }
-  r.expect_end();
-  return true;
-}
+};
 
 /// What map_async of a function returning R gives: std::vector<R>, or void.
 template <class R>

@@ -1,5 +1,5 @@
-// mp/detail/pool_phase.hpp - the fork pool's lifecycle as one value, and the
-// transitions it may take:
+// mp/detail/pool_phase.hpp - a pool's lifecycle as one value, and the
+// transitions it may take (ForkBackend and MpiBackend both keep it):
 //
 //   running --close()--> closed --join()--> stopping --> ended
 //      |                   |                   |           ^
@@ -10,12 +10,13 @@
 //   running    takes submissions.
 //   closed     takes none; queued and running tasks go on.
 //   broken     takes none, for a reason (an initializer failed, no spawner
-//              is left); every task failed.
+//              is left; MPI: an MPI call failed); every task failed.
 //   stopping   join(): every task finished, the workers were sent their
 //              stop messages and the spawner is told to exit.
 //   terminated terminate(): the workers are killed, unfinished tasks fail
 //              with ClosedError.
-//   ended      the spawners and workers are gone; the result thread ends.
+//   ended      the spawners and workers are gone (MPI: the worker ranks
+//              were sent stop or kill); the result thread ends.
 //
 // From stopping on, the spawners' exit is no death: the pool does not heal.
 // stopping, terminated and ended may be entered again by a second caller of

@@ -14,9 +14,9 @@
 #include <utility>
 #include <vector>
 
+#include <mp/detail/backend.hpp>
 #include <mp/detail/futex.hpp>
 #include <mp/detail/pool_layout.hpp>
-#include <mp/detail/task.hpp>
 #include <mp/errors.hpp>
 
 namespace mp::detail {

@@ -138,16 +138,7 @@ constexpr std::uint32_t sleep_ticket(std::uint32_t seen) noexcept { return (seen
 template <class Ready>
 bool spin_then_wait(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleeper, Ready&& ready,
                     Clock::time_point deadline) {
-  if (ready()) return true;
-  const auto spin_end = Clock::now() + ring_spin_time;
-  for (unsigned i = 1;; ++i) {
-    cpu_relax();
-    if (ready()) return true;
-    if ((i & 31u) == 0) {
-      auto now = Clock::now();
-      if (now >= spin_end || now >= deadline) break;
-    }
-  }
+  if (spin_until(ready, {ring_spin_time, deadline, false})) return true;
   for (;;) {
     if (ready()) return true;
     if (Clock::now() >= deadline) return false;

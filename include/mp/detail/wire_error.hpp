@@ -27,6 +27,7 @@
 #include <vector>
 
 #include <mp/codec.hpp>
+#include <mp/detail/demangle.hpp>
 #include <mp/detail/exception_registry.hpp>
 #include <mp/errors.hpp>
 
@@ -36,14 +37,6 @@ enum class ErrorKind : std::uint8_t {
   other, runtime_error, logic_error, invalid_argument, domain_error, length_error,
   out_of_range, range_error, overflow_error, underflow_error, bad_alloc, registered
 };
-
-/// The demangled name of a type_info's name(); the name itself when it does
-/// not demangle. Throws std::bad_alloc; thread-safe.
-inline std::string demangle(const char* mangled) {
-  int status = 0;
-  std::unique_ptr<char, void (*)(void*)> s(abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
-  return status == 0 && s ? std::string(s.get()) : std::string(mangled);
-}
 
 /// An exception in the form it travels in (the error body above).
 struct WireError {

@@ -21,7 +21,7 @@
 #include <mp/detail/pool_layout.hpp>
 #include <mp/detail/spin.hpp>
 #include <mp/detail/spsc.hpp>
-#include <mp/detail/task.hpp>
+#include <mp/detail/protocol.hpp>
 
 namespace mp::detail {
 
@@ -104,7 +104,7 @@ public:
         buf_.clear();
       }
     };
-    spin_for(worker_spin_ns, [&] { return tasks_.readable(); });
+    spin_until([&] { return tasks_.readable(); }, {worker_spin_time});
     try {
       tasks_.recv_batch(on_msg, max);
     } catch (...) {  // a corrupt frame: that task is lost, answer it so results stay in order
