@@ -519,6 +519,34 @@ TEST_CASE("map's default chunks stay a small part of the channel, whatever the i
   CHECK(std::all_of(out.begin(), out.end(), [](const auto& r) { return r == std::vector<double>(100, 3.0); }));
 }
 
+long sum_row(const std::vector<int>& row) { return std::accumulate(row.begin(), row.end(), 0L); }
+
+std::vector<int> reversed_row(std::vector<int> row) {
+  std::reverse(row.begin(), row.end());
+  return row;
+}
+
+TEST_CASE("vector rows of changing lengths decode right in a worker that reuses their storage", "[pool][map]") {
+  std::vector<std::vector<int>> rows;
+  for (int i = 0; i < 3000; ++i) {
+    const int len = (i * 37) % 11;  // long, short and empty rows in turn
+    std::vector<int> r(static_cast<std::size_t>(len));
+    std::iota(r.begin(), r.end(), i);
+    rows.push_back(std::move(r));
+  }
+  mp::Pool pool(2);
+  for (std::size_t cs : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{1000}}) {
+    const auto sums = pool.map(sum_row, rows, cs);
+    const auto revs = pool.map(reversed_row, rows, cs);
+    REQUIRE(sums.size() == rows.size());
+    REQUIRE(revs.size() == rows.size());
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      CHECK(sums[i] == sum_row(rows[i]));
+      CHECK(revs[i] == reversed_row(rows[i]));
+    }
+  }
+}
+
 TEST_CASE("imap over 10^7 items keeps memory flat", "[pool][imap]") {
   mp::Pool pool(2);
   rusage before{};

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <concepts>
+#include <cstring>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -22,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <new>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -271,6 +273,34 @@ void write_chunk_ok(ResultOut& out, const R& results) {
   out.write(1 + encoded_size(results), enc);
 }
 
+/// The items of a chunk as the worker decodes them, one at a time. A
+/// std::vector of memcpy-able elements is decoded into the same vector each
+/// time (its storage is reused once it is large enough); any other type is
+/// decoded afresh.
+template <class T>
+class ItemSlot {
+public:
+  T& next(Reader& in) { return item_.emplace(in.read<T>()); }
+
+private:
+  std::optional<T> item_;
+};
+
+template <class E>
+  requires(Codec<E>::bitwise && std::is_trivially_copyable_v<E> && !std::is_same_v<E, bool>)
+class ItemSlot<std::vector<E>> {
+public:
+  std::vector<E>& next(Reader& in) {
+    const auto [q, n] = in.read_block<sizeof(E)>();
+    item_.resize(n);
+    if (n != 0) std::memcpy(static_cast<void*>(item_.data()), q, n * sizeof(E));
+    return item_;
+  }
+
+private:
+  std::vector<E> item_;
+};
+
 /// map/starmap chunk: decode F and `count` items, call f on each in order,
 /// send all results in one message (a void f: their count); the first
 /// throwing item stops the chunk and its index travels with the error.
@@ -281,19 +311,14 @@ void chunk_trampoline(Reader& in, ResultOut& out) {
   try {
     F f = in.read<F>();
     const auto n = static_cast<std::size_t>(in.read<std::uint64_t>());
+    ItemSlot<T> slot;
     if constexpr (std::is_void_v<R>) {
-      for (; i < n; ++i) {
-        T item = in.read<T>();
-        call_item<Star>(f, item);
-      }
+      for (; i < n; ++i) call_item<Star>(f, slot.next(in));
       write_chunk_ok(out, std::uint64_t{n});
     } else {
       std::vector<R> results;
       results.reserve(std::min<std::size_t>(n, in.remaining() + 1));
-      for (; i < n; ++i) {
-        T item = in.read<T>();
-        results.push_back(call_item<Star>(f, item));
-      }
+      for (; i < n; ++i) results.push_back(call_item<Star>(f, slot.next(in)));
       write_chunk_ok(out, results);
     }
   } catch (...) {
