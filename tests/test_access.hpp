@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 #include <mp/detail/config.hpp>
@@ -33,6 +34,12 @@ struct TestAccess {
   template <class ForkBackend>
   static std::uint64_t tasks_begun(const ForkBackend& b, unsigned i) noexcept {
     return b.seg_.slot(i).started.load();
+  }
+
+  /// The item count of an imap range's next chunk.
+  template <class ImapRange>
+  static std::size_t imap_next_chunk(const ImapRange& r) noexcept {
+    return r.cs_;
   }
 
   /// How far a notifier's wake runs in wake_up_to.

@@ -12,6 +12,7 @@
 #include <mp/queue.hpp>
 
 #include "fork_helpers.hpp"
+#include "test_access.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -449,6 +450,101 @@ TEST_CASE("imap is lazy, leaving early neither hangs nor reads the whole input",
     if (++seen == 1000) break;
   }
   CHECK(pool.apply(square, 3) == 9);
+}
+
+// Set by the parent once it holds imap's first result; later items wait for it.
+mp::Event* first_result_seen = nullptr;
+
+/// Item 0 takes 60 ms; every other item waits (up to 20 s) for the parent to
+/// hold item 0's result, and says whether it saw that.
+bool first_then_wait(int i) {
+  if (i == 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    return true;
+  }
+  return first_result_seen->wait(std::chrono::seconds(20));
+}
+
+TEST_CASE("imap streams: the first result arrives before the second item ends", "[pool][imap]") {
+  mp::Event seen;  // before the pool: its workers inherit it
+  first_result_seen = &seen;
+  mp::Pool pool(1);
+  std::vector<int> in(6);
+  std::iota(in.begin(), in.end(), 0);
+  std::size_t n = 0;
+  for (bool ok : pool.imap(first_then_wait, in)) {
+    CHECK(ok);  // false: item 0 came back only with a later item, after that one's wait ran out
+    seen.set();
+    ++n;
+  }
+  CHECK(n == in.size());
+}
+
+TEST_CASE("imap's default chunks start at one item and grow on tiny tasks", "[pool][imap]") {
+  mp::Pool pool(2);
+  auto r = pool.imap(identity, std::views::iota(0, 1'000'000));
+  auto it = r.begin();
+  CHECK(*it == 0);
+  CHECK(mp::detail::TestAccess::imap_next_chunk(r) <= 2);
+  long long sum = 0;
+  for (; it != r.end(); ++it) sum += *it;
+  CHECK(sum == 1'000'000LL * 999'999 / 2);
+  CHECK(mp::detail::TestAccess::imap_next_chunk(r) >= 256);
+  auto fixed = pool.imap(identity, std::views::iota(0, 1000), 7);
+  CHECK(*fixed.begin() == 0);
+  CHECK(mp::detail::TestAccess::imap_next_chunk(fixed) == 7);
+}
+
+std::vector<double> scaled(std::vector<double> row) {
+  for (double& x : row) x *= 2;
+  return row;
+}
+
+TEST_CASE("map's default chunks stay a small part of the channel, whatever the item size", "[pool][map]") {
+  using mp::detail::default_chunk_bytes;
+  using mp::detail::default_map_chunksize;
+  CHECK(default_map_chunksize(10'000'000, sizeof(int), 2) * sizeof(int) <= default_chunk_bytes);
+  CHECK(default_map_chunksize(20'000, 808, 3) * 808 <= default_chunk_bytes);
+  CHECK(default_map_chunksize(20'000, 808, 3) >= 100);
+  CHECK(default_map_chunksize(100, 4, 2) == 13);              // few small items: about 4 chunks per worker
+  CHECK(default_map_chunksize(10, 1u << 20, 2) == 1);         // an item above the budget goes alone
+  const std::vector<int> ints(1000, 3);
+  CHECK(mp::detail::mean_item_bytes<int>(ints.begin(), ints.size()) == sizeof(int));
+  const std::vector<std::vector<double>> rows(3000, std::vector<double>(100, 1.5));
+  CHECK(mp::detail::mean_item_bytes<std::vector<double>>(rows.begin(), rows.size()) ==
+        mp::detail::encoded_size(rows[0]));
+  mp::Pool pool(2);
+  const auto out = pool.map(scaled, rows);
+  REQUIRE(out.size() == rows.size());
+  CHECK(std::all_of(out.begin(), out.end(), [](const auto& r) { return r == std::vector<double>(100, 3.0); }));
+}
+
+long sum_row(const std::vector<int>& row) { return std::accumulate(row.begin(), row.end(), 0L); }
+
+std::vector<int> reversed_row(std::vector<int> row) {
+  std::reverse(row.begin(), row.end());
+  return row;
+}
+
+TEST_CASE("vector rows of changing lengths decode right in a worker that reuses their storage", "[pool][map]") {
+  std::vector<std::vector<int>> rows;
+  for (int i = 0; i < 3000; ++i) {
+    const int len = (i * 37) % 11;  // long, short and empty rows in turn
+    std::vector<int> r(static_cast<std::size_t>(len));
+    std::iota(r.begin(), r.end(), i);
+    rows.push_back(std::move(r));
+  }
+  mp::Pool pool(2);
+  for (std::size_t cs : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{1000}}) {
+    const auto sums = pool.map(sum_row, rows, cs);
+    const auto revs = pool.map(reversed_row, rows, cs);
+    REQUIRE(sums.size() == rows.size());
+    REQUIRE(revs.size() == rows.size());
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      CHECK(sums[i] == sum_row(rows[i]));
+      CHECK(revs[i] == reversed_row(rows[i]));
+    }
+  }
 }
 
 TEST_CASE("imap over 10^7 items keeps memory flat", "[pool][imap]") {

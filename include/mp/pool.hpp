@@ -298,11 +298,6 @@ private:
     return out;
   }
 
-  std::size_t default_chunksize(std::size_t n) const noexcept {
-    const std::size_t d = 4 * std::size_t{size()};
-    return std::max<std::size_t>(1, (n + d - 1) / d);
-  }
-
   /// Throws std::logic_error in any process but the one that made the pool
   /// (a task, or a child forked after the pool): its copy of the pool has
   /// none of the pool's threads, so a submission there could never finish.
@@ -349,7 +344,8 @@ private:
   template <bool Star, class Fn, class T, class R, class It>
   AsyncResult<detail::map_result_t<R>> submit_chunks(const Fn& f, It first, std::size_t n, std::size_t chunksize) {
     check_owner();
-    const std::size_t cs = chunksize != 0 ? chunksize : default_chunksize(n);
+    const std::size_t cs =
+        chunksize != 0 ? chunksize : detail::default_map_chunksize(n, detail::mean_item_bytes<T>(first, n), size());
     const std::size_t chunks = (n + cs - 1) / cs;
     auto st = std::make_shared<detail::MapState<R>>(n, cs, chunks);
     if (n == 0) {
@@ -405,18 +401,16 @@ private:
     detail::check_argument<std::remove_cvref_t<detail::item_result_t<Star, Fn, T>>>();
     check_owner();
     if (!backend_.running()) throw detail::PoolNotRunning(backend_.why_not_running());
-    std::size_t cs = chunksize;
-    if (cs == 0) {
-      if constexpr (std::ranges::sized_range<Rg>) {
-        cs = std::min<std::size_t>(detail::imap_max_default_chunk,
-                                   default_chunksize(static_cast<std::size_t>(std::ranges::size(range))));
-      } else {
-        cs = detail::imap_streaming_chunk;
-      }
+    detail::ImapChunking chunking{chunksize};
+    if constexpr (std::ranges::sized_range<Rg>) {
+      const auto n = static_cast<std::size_t>(std::ranges::size(range));
+      chunking.cap = std::min(chunking.cap, detail::default_map_chunksize(n, 1, size()));
     }
+    if constexpr (detail::Codec<T>::fixed != detail::variable_size)
+      chunking.cap = std::min(chunking.cap, detail::items_within_budget(detail::Codec<T>::fixed));
     auto view = std::views::all(std::forward<Rg>(range));
     return detail::ImapRange<Backend, Fn, decltype(view), T, Star>(backend_, Fn(std::forward<F>(f)), std::move(view),
-                                                                   cs, Ordered, 4 * std::size_t{size()});
+                                                                   chunking, Ordered, 4 * std::size_t{size()});
   }
 
   pid_t owner_ = detail::self_pid();  ///< the process that made the pool; set before backend_ forks

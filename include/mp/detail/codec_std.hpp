@@ -15,11 +15,15 @@ namespace mp::detail {
 // GCC 12 at -O3 sees the size computations of std::vector and warns about
 // impossible huge bounds (-Wstringop-overflow, -Wrestrict); n is always a
 // real size here. Clang knows neither warning (and -Werror would reject the
-// unknown names), hence GCC only.
+// unknown names), hence GCC only. The encoders below write into a caller's
+// buffer sized with encoded_size; where the caller's buffer is a
+// std::vector's data(), GCC 12 at -O3 assumes it may be null
+// (-Wnull-dereference), which an encoded size of at least 8 rules out.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wstringop-overflow"
 #pragma GCC diagnostic ignored "-Wrestrict"
+#pragma GCC diagnostic ignored "-Wnull-dereference"
 #endif
 /// memcpy that accepts n == 0 with null pointers. Up to 32 bytes (a short
 /// string, a few ints) it copies inline with two overlapping fixed-size moves,
@@ -45,10 +49,6 @@ inline void copy_bytes(void* dst, const void* src, std::size_t n) noexcept {
     d[n - 1] = s[n - 1];
   }
 }
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-
 inline std::byte* write_length(std::byte* out, std::size_t n) noexcept {
   const auto len = static_cast<wire_length>(n);
   std::memcpy(out, &len, sizeof len);
@@ -121,6 +121,9 @@ struct Codec<T, Kind::bitwise> {
   }
   static auto decode(Reader& r) { return r.read_raw<T>(); }  // auto: T may be a C array
 };
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 template <class T>
 struct Codec<T, Kind::boolean> {

@@ -290,6 +290,8 @@ private:
   bool any_streaming() const;
   void wait_for_work();
   bool drain_results(bool on_thread);
+  void take_answered_batch(unsigned i, bool on_thread, std::vector<InFlight>& batch);
+  void return_unused(unsigned i, std::vector<InFlight>& batch, std::size_t used);
   void deliver_error(unsigned i, std::exception_ptr e);
   bool help_drain();
   void deliver(unsigned i, std::span<const std::byte> msg, bool on_thread);

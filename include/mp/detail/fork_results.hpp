@@ -98,18 +98,61 @@ inline void ForkBackend::wait_for_work() {
 /// Delivers every result that is there; a corrupt one fails its task.
 inline bool ForkBackend::drain_results(bool on_thread) {
   bool did = false;
+  std::vector<InFlight> batch;
   for (unsigned i = 0; i < workers_.size(); ++i) {
     for (;;) {
+      std::size_t used = 0;
+      take_answered_batch(i, on_thread, batch);
       try {
-        auto on_msg = [&](std::span<const std::byte> m) { deliver(i, m, on_thread); };
-        if (workers_[i].results.try_recv_batch(on_msg, 64) == 0) break;
+        auto on_msg = [&](std::span<const std::byte> m) {
+          if (used == batch.size()) return deliver(i, m, on_thread);
+          InFlight& e = batch[used++];
+          e.sink->on_result(e.index, m);
+        };
+        const std::size_t got = workers_[i].results.try_recv_batch(on_msg, std::max<std::size_t>(batch.size(), 64));
+        return_unused(i, batch, used);
+        if (got == 0) break;
       } catch (const DecodeError&) {  // the channel dropped that message and resynchronised
-        deliver_error(i, std::current_exception());
+        if (used < batch.size()) {
+          batch[used].sink->on_error(batch[used].index, std::current_exception());
+          ++used;
+          return_unused(i, batch, used);
+        } else {
+          deliver_error(i, std::current_exception());
+        }
       }
       did = true;
     }
   }
   return did;
+}
+
+/// Takes, under one lock, the in-flight entries of worker i's results that
+/// are complete in its channel (up to 64): their tasks are done, so they are
+/// answered. Off the result thread, none (a sink with callbacks must be
+/// deferred: deliver() decides per result).
+inline void ForkBackend::take_answered_batch(unsigned i, bool on_thread, std::vector<InFlight>& batch) {
+  batch.clear();
+  if (!on_thread) return;
+  const std::size_t n = std::min<std::uint64_t>(workers_[i].results.pending(), 64);
+  if (n < 2) return;  // one result: deliver() takes it
+  std::lock_guard lock(mu_);
+  WorkerLedger& w = workers_[i];
+  while (batch.size() < n && !w.inflight.empty()) batch.push_back(w.take_answered(idle_clock_));
+  if (phase() != Phase::running) idle_cv_.notify_all();
+}
+
+/// Puts the entries of `batch` from `used` on back at the front of worker
+/// i's in-flight list (their results were not read this time).
+inline void ForkBackend::return_unused(unsigned i, std::vector<InFlight>& batch, std::size_t used) {
+  if (used >= batch.size()) return;
+  std::lock_guard lock(mu_);
+  WorkerLedger& w = workers_[i];
+  for (std::size_t k = batch.size(); k > used; --k) {
+    w.inflight.push_front(std::move(batch[k - 1]));
+    --w.answered;
+  }
+  batch.resize(used);
 }
 
 inline void ForkBackend::deliver_error(unsigned i, std::exception_ptr e) {

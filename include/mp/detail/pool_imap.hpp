@@ -6,6 +6,8 @@
 // chunks finish into a state nobody reads (their sinks keep it alive).
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <iterator>
 #include <memory>
@@ -17,10 +19,19 @@
 
 namespace mp::detail {
 
-/// The default chunksize of imap for a sized input is Python map's, capped
-/// so that memory stays flat on huge inputs; for an unsized one, this.
+/// imap's default chunks hold at most this many items.
 inline constexpr std::size_t imap_max_default_chunk = 4096;
-inline constexpr std::size_t imap_streaming_chunk = 1024;
+/// A default chunk grows until its items take about this long in a worker.
+inline constexpr Clock::duration imap_chunk_target = std::chrono::milliseconds(2);
+
+/// How an imap cuts its input: a fixed chunksize, or (the default) chunks
+/// that start at one item and grow, at most doubling per finished chunk,
+/// towards imap_chunk_target of work, up to `cap` items and about
+/// default_chunk_bytes of encoded input.
+struct ImapChunking {
+  std::size_t fixed = 0;                    ///< the caller's chunksize; 0: adaptive
+  std::size_t cap = imap_max_default_chunk;  ///< adaptive chunks hold at most this many items
+};
 
 /// T: the item type sent (the input's values converted to f's parameter);
 /// Star: each item is a tuple unpacked into f's arguments (istarmap).
@@ -30,8 +41,9 @@ class ImapRange {
   using Elem = std::conditional_t<std::is_same_v<R, bool>, char, R>;
 
 public:
-  ImapRange(Backend& b, Fn f, View v, std::size_t chunksize, bool ordered, std::size_t window)
-      : b_(&b), f_(std::move(f)), view_(std::move(v)), cs_(chunksize), ordered_(ordered), window_(window),
+  ImapRange(Backend& b, Fn f, View v, ImapChunking chunking, bool ordered, std::size_t window)
+      : b_(&b), f_(std::move(f)), view_(std::move(v)), cs_(chunking.fixed != 0 ? chunking.fixed : 1),
+        cap_(chunking.fixed != 0 ? 0 : std::max<std::size_t>(1, chunking.cap)), ordered_(ordered), window_(window),
         st_(std::make_shared<ImapState<R>>()) {}
 
   ImapRange(ImapRange&&) noexcept = default;
@@ -63,6 +75,7 @@ public:
     if (!started_) {
       started_ = true;
       it_ = std::ranges::begin(view_);
+      last_ = Clock::now();
       next_chunk();
     }
     return iterator(this);
@@ -85,7 +98,17 @@ private:
     while (!exhausted_ && inflight_ < window_) {
       std::vector<T> items;
       items.reserve(cs_);
-      for (; items.size() < cs_ && it_ != std::ranges::end(view_); ++it_) items.push_back(to_wire<T>(*it_));
+      std::size_t bytes = 0;
+      for (; items.size() < cs_ && it_ != std::ranges::end(view_); ++it_) {
+        items.push_back(to_wire<T>(*it_));
+        if constexpr (Codec<T>::fixed == variable_size) {
+          bytes += encoded_size(items.back());
+          if (cap_ != 0 && bytes >= default_chunk_bytes) {
+            ++it_;
+            break;
+          }
+        }
+      }
       if (it_ == std::ranges::end(view_)) exhausted_ = true;
       if (items.empty()) break;
       const std::size_t seq = next_seq_++;
@@ -107,6 +130,7 @@ private:
       auto c = st_->take(ordered_, take_seq_);
       if (ordered_) ++take_seq_;
       --inflight_;
+      grow(c.values.size());
       if (c.error) std::rethrow_exception(c.error);
       if constexpr (std::is_same_v<Elem, R>) {
         cur_ = std::move(c.values);
@@ -116,16 +140,36 @@ private:
     }
   }
 
+  /// After a chunk of `items` was taken: the adaptive chunksize moves
+  /// towards imap_chunk_target of work (at most doubling each time), from
+  /// a running mean of the time between taken chunks per item per worker.
+  void grow(std::size_t items) {
+    if (cap_ == 0 || items == 0) return;
+    const Clock::time_point now = Clock::now();
+    const double sample = std::chrono::duration<double>(now - last_).count() * std::max(1u, b_->size()) /
+                          static_cast<double>(items);
+    last_ = now;
+    per_item_ = per_item_ < 0 ? sample : (per_item_ + sample) / 2;
+    const double target = std::chrono::duration<double>(imap_chunk_target).count() / std::max(per_item_, 1e-9);
+    const double next = std::min({target, 2.0 * static_cast<double>(cs_), static_cast<double>(cap_)});
+    cs_ = std::max<std::size_t>(1, static_cast<std::size_t>(next));
+  }
+
+  friend struct TestAccess;  // tests read cs_
+
   Backend* b_;
   Fn f_;
   View view_;
   std::ranges::iterator_t<View> it_{};
-  std::size_t cs_;
+  std::size_t cs_;   ///< items in the next chunk
+  std::size_t cap_;  ///< adaptive: cs_'s upper bound; 0: cs_ is the caller's
   bool ordered_;
   std::size_t window_;
   std::shared_ptr<ImapState<R>> st_;
   bool started_ = false, exhausted_ = false;
   std::size_t next_seq_ = 0, take_seq_ = 0, inflight_ = 0;
+  Clock::time_point last_;  ///< when the last chunk was taken (or the first sent)
+  double per_item_ = -1;    ///< running mean of seconds per item per worker; < 0: none yet
   std::vector<Elem> cur_;
   std::size_t pos_ = 0;
 };

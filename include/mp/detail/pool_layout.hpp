@@ -140,12 +140,18 @@ public:
     SpscChannel::create(seg_.base(), layout_.channel_offset(i, true), layout_.capacity, PoolLayout::ctl_offset);
   }
   /// A view of worker i's task channel (the worker sleeps on its own word).
+  /// Its reader always reads, so its writes prefer the ring's warm start.
   [[nodiscard]] SpscChannel task_channel(unsigned i) const {
-    return SpscChannel::attach(seg_.base(), layout_.channel_offset(i, false));
+    SpscChannel ch = SpscChannel::attach(seg_.base(), layout_.channel_offset(i, false));
+    ch.prefer_warm_start();
+    return ch;
   }
   /// A view of worker i's result channel (its producer rings the doorbell).
+  /// Its reader always reads, so its writes prefer the ring's warm start.
   [[nodiscard]] SpscChannel result_channel(unsigned i) const {
-    return SpscChannel::attach(seg_.base(), layout_.channel_offset(i, true));
+    SpscChannel ch = SpscChannel::attach(seg_.base(), layout_.channel_offset(i, true));
+    ch.prefer_warm_start();
+    return ch;
   }
   [[nodiscard]] unsigned workers() const noexcept { return layout_.workers; }
 

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include <mp/async_result.hpp>
+#include <mp/detail/chunk_size.hpp>
 #include <mp/detail/protocol.hpp>
 
 namespace mp::detail {

@@ -50,6 +50,7 @@
 #include <mp/codec.hpp>
 #include <mp/detail/backend.hpp>
 #include <mp/detail/function_id.hpp>
+#include <mp/detail/item_slot.hpp>
 #include <mp/detail/sendable.hpp>
 #include <mp/detail/signature.hpp>
 #include <mp/detail/wire_error.hpp>
@@ -282,19 +283,14 @@ void chunk_trampoline(Reader& in, ResultOut& out) {
   try {
     F f = in.read<F>();
     const auto n = static_cast<std::size_t>(in.read<std::uint64_t>());
+    ItemSlot<T> slot;
     if constexpr (std::is_void_v<R>) {
-      for (; i < n; ++i) {
-        T item = in.read<T>();
-        call_item<Star>(f, item);
-      }
+      for (; i < n; ++i) call_item<Star>(f, slot.next(in));
       write_chunk_ok(out, std::uint64_t{n});
     } else {
       std::vector<R> results;
       results.reserve(std::min<std::size_t>(n, in.remaining() + 1));
-      for (; i < n; ++i) {
-        T item = in.read<T>();
-        results.push_back(call_item<Star>(f, item));
-      }
+      for (; i < n; ++i) results.push_back(call_item<Star>(f, slot.next(in)));
       write_chunk_ok(out, results);
     }
   } catch (...) {

@@ -133,6 +133,13 @@ public:
 
   // ---- writer side (one writer at a time) ------------------------------------
 
+  /// This view's writes go back to the start of the data area, instead of
+  /// into bytes it never wrote, whenever the reader has consumed everything
+  /// (see start_is_warmer). Until the reader passes the PAD this leaves, the
+  /// writer has less room than the capacity: only for a channel whose reader
+  /// is another thread or process that keeps reading. Never blocks.
+  void prefer_warm_start() noexcept { warm_start_ = true; }
+
   /// Writes one message of n bytes; enc(std::byte* dst) must write exactly n
   /// bytes. In place when n <= max_whole(), else encoded into a temporary and
   /// fragmented. Blocks for space until the deadline; returns false when it
@@ -331,7 +338,8 @@ private:
     const std::uint64_t to_end = cap_ - (pos & mask_);
     // (A frame that fits before the end stays inside the data area even at an
     // unaligned head; only the PAD's header could cross it: see writer_head.)
-    if (frame > to_end) {  // would straddle the end: PAD to the end, frame at 0
+    // Would straddle the end, or the start is free and warmer: PAD to the end, frame at 0.
+    if (frame > to_end || start_is_warmer(pos, frame)) {
       if (pos % frame_align != 0) [[unlikely]] corrupt_positions(false);
       if (!wait_free(pos, to_end + headroom, deadline)) return false;
       put_header(pos, to_end - sizeof(FrameHeader), FrameType::pad);
@@ -342,7 +350,23 @@ private:
     enc(at(pos) + sizeof(FrameHeader));
     put_header(pos, n, FrameType::whole);
     publish(pos + frame, 1);
+    warm_end_ = std::max(warm_end_, (pos & mask_) + frame);
     return true;
+  }
+
+  /// Whether a frame of `frame` bytes at pos had better go at the start of
+  /// the data area: it would reach bytes past any this writer wrote (fresh
+  /// pages: a page fault in each process that touches them, tens of
+  /// microseconds each on a VM), while the reader has consumed everything,
+  /// so the start, already mapped and in cache, is free. Request/reply
+  /// traffic thus stays in the first pages instead of walking the ring.
+  /// Only for a writer that prefer_warm_start() enabled: until the reader
+  /// takes the PAD, the writer has only the bytes before pos.
+  bool start_is_warmer(std::uint64_t pos, std::uint64_t frame) noexcept {
+    const std::uint64_t idx = pos & mask_;
+    if (!warm_start_ || idx == 0 || idx + frame <= warm_end_ || frame + headroom > idx) return false;
+    cached_tail_ = h_->tail.load(std::memory_order_acquire);
+    return cached_tail_ == pos;
   }
 
   bool write_pad(std::uint64_t pos, std::uint64_t to_end, Clock::time_point deadline) {
@@ -590,6 +614,8 @@ private:
   std::uint64_t cap_ = 0;
   std::uint64_t mask_ = 0;
   std::uint64_t cached_tail_ = 0;  ///< writer's last view of tail (only ever behind: safe)
+  std::uint64_t warm_end_ = 0;     ///< writer: the furthest data offset its whole frames reached
+  bool warm_start_ = false;        ///< writer: prefer_warm_start() was called
   std::uint64_t cached_head_ = 0;  ///< reader's last view of head (only ever behind: safe)
   std::vector<std::byte> scratch_;  ///< writer's encoding buffer for fragmented messages
 };

@@ -75,6 +75,13 @@ public:
     return ring_.write(n, enc, deadline);
   }
 
+  /// This view's sends reuse the start of the ring, already mapped, when the
+  /// consumer has emptied it, rather than walk into fresh pages (each a page
+  /// fault in both processes). Only for a consumer that keeps reading
+  /// (another thread or process): after such a reuse the producer has less
+  /// room until the consumer passes the gap. Never blocks.
+  void prefer_warm_start() noexcept { ring_.prefer_warm_start(); }
+
   /// Sends already-encoded bytes as one message; as send().
   bool send_bytes(std::span<const std::byte> msg, Clock::time_point deadline = Clock::time_point::max()) {
     return ring_.write_bytes(msg, deadline);
