@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <exception>
 #include <iterator>
 #include <memory>
 #include <ranges>
@@ -30,9 +31,15 @@ class ImapRange {
   using Elem = std::conditional_t<std::is_same_v<R, bool>, char, R>;
 
 public:
-  ImapRange(Backend& b, Fn f, View v, std::size_t chunksize, bool ordered, std::size_t window)
+  /// `progress` (may be null) counts the items; `limit` (0: none) is each
+  /// chunk's time limit.
+  ImapRange(Backend& b, Fn f, View v, std::size_t chunksize, bool ordered, std::size_t window,
+            std::shared_ptr<ProgressTracker> progress = {}, Clock::duration limit = {})
       : b_(&b), f_(std::move(f)), view_(std::move(v)), cs_(chunksize), ordered_(ordered), window_(window),
-        st_(std::make_shared<ImapState<R>>()) {}
+        st_(std::make_shared<ImapState<R>>(progress)) {
+    st_->set_time_limit(limit);
+    if (progress) progress->watch(st_.get());
+  }
 
   ImapRange(ImapRange&&) noexcept = default;
   ImapRange& operator=(ImapRange&&) noexcept = default;
@@ -80,30 +87,46 @@ private:
     next_chunk();
   }
 
-  /// Sends chunks while fewer than window_ are in flight.
+  /// Sends chunks while fewer than window_ are in flight. An exception of
+  /// the input ends it: the items read before it still go, and the
+  /// exception is kept for after their results (as Python's imap does).
   void fill() {
     while (!exhausted_ && inflight_ < window_) {
       std::vector<T> items;
       items.reserve(cs_);
-      for (; items.size() < cs_ && it_ != std::ranges::end(view_); ++it_) items.push_back(to_wire<T>(*it_));
-      if (it_ == std::ranges::end(view_)) exhausted_ = true;
-      if (items.empty()) break;
-      const std::size_t seq = next_seq_++;
-      st_->expect(seq, items.size());
-      build_chunk<Star, Fn, T>(f_, items.begin(), items.size(),
-                                [&](std::size_t n, auto& enc) { b_->submit(n, enc, st_, seq); });
-      ++inflight_;
+      try {
+        for (; items.size() < cs_ && it_ != std::ranges::end(view_); ++it_) items.push_back(to_wire<T>(*it_));
+        if (it_ == std::ranges::end(view_)) exhausted_ = true;
+      } catch (...) {
+        input_error_ = std::current_exception();
+        exhausted_ = true;
+      }
+      if (!items.empty()) send(std::move(items));
+      if (exhausted_) st_->input_ended(sent_items_);
     }
   }
 
+  void send(std::vector<T> items) {
+    const std::size_t seq = next_seq_++;
+    st_->expect(seq, items.size());
+    build_chunk<Star, Fn, T>(f_, items.begin(), items.size(),
+                              [&](std::size_t n, auto& enc) { b_->submit(n, enc, st_, seq); });
+    sent_items_ += items.size();
+    ++inflight_;
+  }
+
   /// Makes the next finished chunk current (skipping empty ones); rethrows
-  /// a failed chunk's error once, then goes on after it.
+  /// a failed chunk's error once, then goes on after it. After the last
+  /// result, rethrows the input's exception, if it threw.
   void next_chunk() {
     cur_.clear();
     pos_ = 0;
     while (cur_.empty()) {
       fill();
-      if (inflight_ == 0) return;
+      if (inflight_ == 0) {
+        if (input_error_) std::rethrow_exception(std::exchange(input_error_, nullptr));
+        return;
+      }
       auto c = st_->take(ordered_, take_seq_);
       if (ordered_) ++take_seq_;
       --inflight_;
@@ -125,7 +148,8 @@ private:
   std::size_t window_;
   std::shared_ptr<ImapState<R>> st_;
   bool started_ = false, exhausted_ = false;
-  std::size_t next_seq_ = 0, take_seq_ = 0, inflight_ = 0;
+  std::size_t next_seq_ = 0, take_seq_ = 0, inflight_ = 0, sent_items_ = 0;
+  std::exception_ptr input_error_;  ///< the input's exception, rethrown after the last result
   std::vector<Elem> cur_;
   std::size_t pos_ = 0;
 };

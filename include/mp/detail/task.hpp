@@ -34,6 +34,7 @@
 #include <mp/codec.hpp>
 #include <mp/detail/signature.hpp>
 #include <mp/detail/futex.hpp>
+#include <mp/detail/item_counter.hpp>
 #include <mp/detail/wire_error.hpp>
 #include <mp/errors.hpp>
 
@@ -108,6 +109,13 @@ public:
   [[nodiscard]] virtual bool has_callbacks() const noexcept { return false; }
   /// The backend's helper, for waiters of this sink (set at submit).
   virtual void use_helper(const std::shared_ptr<WaitHelper>&) noexcept {}
+  /// The per-call time limit of each of this sink's tasks (0: none). Set
+  /// before the first submit; a backend that kills a task past it says so.
+  void set_time_limit(Clock::duration d) noexcept { time_limit_ = d; }
+  [[nodiscard]] Clock::duration time_limit() const noexcept { return time_limit_; }
+
+private:
+  Clock::duration time_limit_{0};
 };
 
 using Trampoline = void (*)(Reader& in, ResultOut& out);
@@ -285,6 +293,7 @@ void chunk_trampoline(Reader& in, ResultOut& out) {
       for (; i < n; ++i) {
         T item = in.read<T>();
         call_item<Star>(f, item);
+        note_items(i + 1);
       }
       write_chunk_ok(out, std::uint64_t{n});
     } else {
@@ -293,6 +302,7 @@ void chunk_trampoline(Reader& in, ResultOut& out) {
       for (; i < n; ++i) {
         T item = in.read<T>();
         results.push_back(call_item<Star>(f, item));
+        note_items(i + 1);
       }
       write_chunk_ok(out, results);
     }
