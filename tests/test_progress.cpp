@@ -157,3 +157,34 @@ TEST_CASE("bar_text shows count, total, percent, rate and ETA, or count and rate
   CHECK(sized.find("[00:02<00:02, 225.00 it/s]") != std::string::npos);
   CHECK(mp::detail::bar_text(450, 0, 2.0) == "450 it [00:02, 225.00 it/s]");
 }
+
+TEST_CASE("the bar draws nothing when stderr is not a terminal", "[progress]") {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  const pid_t pid = mp_test::fork_child([&] {
+    ::close(fds[0]);
+    if (::dup2(fds[1], STDERR_FILENO) < 0) return 4;
+    ::close(fds[1]);
+    mp::Pool pool(2);
+    const auto v = pool.map(slow_square, std::views::iota(0, 300), 10, mp::progress());
+    return v[299] == 299 * 299 && mp::detail::ProgressTracker::make(mp::progress(), 1) == nullptr ? 0 : 2;
+  });
+  ::close(fds[1]);
+  std::string err;
+  char buf[512];
+  for (;;) {
+    const ssize_t n = ::read(fds[0], buf, sizeof buf);
+    if (n > 0) {
+      err.append(buf, static_cast<std::size_t>(n));
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      break;
+    }
+  }
+  ::close(fds[0]);
+  const int status = mp_test::wait_child(pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(err.empty());
+}
