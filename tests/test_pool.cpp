@@ -316,6 +316,41 @@ TEST_CASE("an input range that throws: the same exception, the pool usable", "[p
   CHECK(pool.map(square, std::views::iota(0, 10))[9] == 81);
 }
 
+TEST_CASE("imap whose input throws yields every earlier item's result, then rethrows", "[pool][imap][errors]") {
+  mp::Pool pool(2);
+  auto throwing = std::views::iota(0, 100) | std::views::transform([](int x) {
+                    if (x == 50) throw std::domain_error("input broke");
+                    return x;
+                  });
+  for (int cs : {1, 4, 7, 64}) {
+    std::vector<int> got;
+    CHECK_THROWS_MATCHES(
+        [&] {
+          for (int v : pool.imap(square, throwing, cs)) got.push_back(v);
+        }(),
+        std::domain_error, Catch::Message("input broke"));
+    std::vector<int> want;
+    for (int x = 0; x < 50; ++x) want.push_back(x * x);
+    CHECK(got == want);
+    got.clear();
+    CHECK_THROWS_AS(
+        [&] {
+          for (int v : pool.imap_unordered(square, throwing, cs)) got.push_back(v);
+        }(),
+        std::domain_error);
+    std::sort(got.begin(), got.end());
+    CHECK(got == want);
+  }
+  std::vector<int> got;  // the first item throws: begin() rethrows, nothing before it
+  auto at_once = std::views::iota(0, 3) | std::views::transform([](int) -> int { throw std::domain_error("first"); });
+  CHECK_THROWS_MATCHES(
+      [&] {
+        for (int v : pool.imap(square, at_once)) got.push_back(v);
+      }(),
+      std::domain_error, Catch::Message("first"));
+  CHECK(got.empty());
+}
+
 TEST_CASE("AsyncResult: get(timeout), wait(timeout), ready, successful, then", "[pool][async]") {
   mp::Pool pool(2);
   auto slow = pool.apply_async(sleepy, 300);

@@ -16,6 +16,8 @@
 #include <mp/wait.hpp>
 #include <mp/partial.hpp>
 #include <mp/pool.hpp>
+#include <mp/progress.hpp>
+#include <mp/time_limit.hpp>
 #include <mp/process.hpp>
 #include <mp/queue.hpp>
 #include <mp/simple_queue.hpp>

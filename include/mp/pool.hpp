@@ -29,12 +29,14 @@
 
 #include <mp/async_result.hpp>
 #include <mp/cpu_count.hpp>
+#include <mp/detail/call_options.hpp>
 #include <mp/detail/fork_backend.hpp>
 #include <mp/detail/machine_local.hpp>
 #include <mp/detail/pool_imap.hpp>
 #include <mp/detail/pool_map.hpp>
 #include <mp/errors.hpp>
 #include <mp/partial.hpp>
+#include <mp/time_limit.hpp>
 
 namespace mp {
 
@@ -148,33 +150,49 @@ public:
     return std::move(apply_async(std::forward<F>(f), std::forward<Args>(args)...)).get();
   }
 
+  /// apply() with a time limit, as apply_async(limit, f, args...).
+  template <class F, class... Args>
+  auto apply(TimeLimit limit, F&& f, Args&&... args) {
+    return std::move(apply_async(limit, std::forward<F>(f), std::forward<Args>(args)...)).get();
+  }
+
   /// Submits f(args...) and returns its future at once (blocks only on the
   /// pool's lock). Each argument is first converted to f's parameter type
   /// when f has one signature ("hey" to std::string, a span to a vector).
   /// Throws std::logic_error on a closed pool. Thread-safe.
   template <class F, class... Args>
   auto apply_async(F&& f, Args&&... args) {
-    using Fn = std::decay_t<F>;
-    detail::check_callable<Fn>();
-    detail::check_params<Fn>();
-    detail::check_reach<Backend, Fn, std::decay_t<Args>...>();
-    const Fn& fn = f;
-    return submit_apply(fn, detail::wire_args_t<Fn, Args...>{}, args...);
+    return apply_limited(detail::Clock::duration::zero(), f, args...);
+  }
+
+  /// apply_async() whose task may run for `limit` at most, counted from when
+  /// a worker begins it; past it the worker is killed (and replaced; other
+  /// tasks go on) and the future fails with mp::TaskTimeoutError. The limit
+  /// goes first: after f it would be f's argument (a compile error). mp::Pool
+  /// only (MpiPool: a compile error). Throws as apply_async(). Thread-safe.
+  template <class F, class... Args>
+  auto apply_async(TimeLimit limit, F&& f, Args&&... args) {
+    detail::check_time_limit_supported<Backend, TimeLimit>();
+    return apply_limited(limit.duration, f, args...);
   }
 
   /// [f(x) for x in range], in order (void for a void f, after every item
   /// ran). Items convert to f's parameter type first. Blocks; the first
   /// exception in input order is rethrown after every chunk ended. chunksize
   /// 0: ceil(n / (4 * size())). Thread-safe.
-  template <class F, std::ranges::input_range Rg>
-  auto map(F&& f, Rg&& range, std::size_t chunksize = 0) {
-    return std::move(map_async(std::forward<F>(f), std::forward<Rg>(range), chunksize)).get();
+  /// Options (any order, after the chunksize): mp::progress(...),
+  /// mp::time_limit(d) (each chunk's limit; mp::Pool only).
+  template <class F, std::ranges::input_range Rg, class... Opts>
+    requires detail::map_options<Opts...>
+  auto map(F&& f, Rg&& range, Opts&&... opts) {
+    return std::move(map_async(std::forward<F>(f), std::forward<Rg>(range), opts...)).get();
   }
 
   /// map() returning a future of the whole vector at once.
-  template <class F, std::ranges::input_range Rg>
-  auto map_async(F&& f, Rg&& range, std::size_t chunksize = 0) {
-    return map_impl<false>(std::forward<F>(f), std::forward<Rg>(range), chunksize);
+  template <class F, std::ranges::input_range Rg, class... Opts>
+    requires detail::map_options<Opts...>
+  auto map_async(F&& f, Rg&& range, Opts&&... opts) {
+    return map_impl<false>(std::forward<F>(f), std::forward<Rg>(range), detail::parse_options<Backend>(opts...));
   }
 
   /// Executor.map(f, a, b, ...): [f(x, y, ...) for x, y, ... in zip(a, b,
@@ -188,49 +206,56 @@ public:
   /// The zipped map() returning a future.
   template <class F, std::ranges::input_range A, std::ranges::input_range B, std::ranges::input_range... More>
   auto map_async(F&& f, A&& a, B&& b, More&&... more) {
-    return map_impl<true>(std::forward<F>(f), zip_items(a, b, more...), 0);
+    return map_impl<true>(std::forward<F>(f), detail::zip_items(a, b, more...), detail::CallOptions{});
   }
 
   /// [f(*x) for x in range]: each element (tuple, pair, array) unpacked into
   /// f's arguments. As map().
-  template <class F, std::ranges::input_range Rg>
-  auto starmap(F&& f, Rg&& range, std::size_t chunksize = 0) {
-    return std::move(starmap_async(std::forward<F>(f), std::forward<Rg>(range), chunksize)).get();
+  template <class F, std::ranges::input_range Rg, class... Opts>
+    requires detail::map_options<Opts...>
+  auto starmap(F&& f, Rg&& range, Opts&&... opts) {
+    return std::move(starmap_async(std::forward<F>(f), std::forward<Rg>(range), opts...)).get();
   }
 
   /// starmap() returning a future.
-  template <class F, std::ranges::input_range Rg>
-  auto starmap_async(F&& f, Rg&& range, std::size_t chunksize = 0) {
-    return map_impl<true>(std::forward<F>(f), std::forward<Rg>(range), chunksize);
+  template <class F, std::ranges::input_range Rg, class... Opts>
+    requires detail::map_options<Opts...>
+  auto starmap_async(F&& f, Rg&& range, Opts&&... opts) {
+    return map_impl<true>(std::forward<F>(f), std::forward<Rg>(range), detail::parse_options<Backend>(opts...));
   }
 
   /// A lazy input range of f(x) in input order (f must return a value: for a
   /// void f use map). Reads the input only as
   /// results are consumed (a bounded number of chunks in flight); leaving
   /// the loop early abandons the rest. An lvalue range must outlive the
-  /// result. Iterating rethrows a task's or the input's exception.
-  template <class F, std::ranges::input_range Rg>
-  auto imap(F&& f, Rg&& range, std::size_t chunksize = 0) {
-    return make_imap<true>(std::forward<F>(f), std::forward<Rg>(range), chunksize);
+  /// result. Iterating rethrows a task's exception; the input's exception
+  /// comes after the results of every item before it. Options as map().
+  template <class F, std::ranges::input_range Rg, class... Opts>
+    requires detail::map_options<Opts...>
+  auto imap(F&& f, Rg&& range, Opts&&... opts) {
+    return make_imap<true>(std::forward<F>(f), std::forward<Rg>(range), detail::parse_options<Backend>(opts...));
   }
 
   /// imap() in completion order.
-  template <class F, std::ranges::input_range Rg>
-  auto imap_unordered(F&& f, Rg&& range, std::size_t chunksize = 0) {
-    return make_imap<false>(std::forward<F>(f), std::forward<Rg>(range), chunksize);
+  template <class F, std::ranges::input_range Rg, class... Opts>
+    requires detail::map_options<Opts...>
+  auto imap_unordered(F&& f, Rg&& range, Opts&&... opts) {
+    return make_imap<false>(std::forward<F>(f), std::forward<Rg>(range), detail::parse_options<Backend>(opts...));
   }
 
   /// The lazy form of starmap (mpi4py.util.pool's istarmap): f(*x) for each
   /// tuple-like x, in input order. As imap().
-  template <class F, std::ranges::input_range Rg>
-  auto istarmap(F&& f, Rg&& range, std::size_t chunksize = 0) {
-    return make_imap<true, true>(std::forward<F>(f), std::forward<Rg>(range), chunksize);
+  template <class F, std::ranges::input_range Rg, class... Opts>
+    requires detail::map_options<Opts...>
+  auto istarmap(F&& f, Rg&& range, Opts&&... opts) {
+    return make_imap<true, true>(std::forward<F>(f), std::forward<Rg>(range), detail::parse_options<Backend>(opts...));
   }
 
   /// istarmap() in completion order.
-  template <class F, std::ranges::input_range Rg>
-  auto istarmap_unordered(F&& f, Rg&& range, std::size_t chunksize = 0) {
-    return make_imap<false, true>(std::forward<F>(f), std::forward<Rg>(range), chunksize);
+  template <class F, std::ranges::input_range Rg, class... Opts>
+    requires detail::map_options<Opts...>
+  auto istarmap_unordered(F&& f, Rg&& range, Opts&&... opts) {
+    return make_imap<false, true>(std::forward<F>(f), std::forward<Rg>(range), detail::parse_options<Backend>(opts...));
   }
 
   /// No more submissions (they throw std::logic_error); queued tasks still
@@ -283,21 +308,6 @@ private:
     return b;
   }
 
-  /// The tuples of the ranges' elements, up to the shortest range.
-  template <class... Rg>
-  static auto zip_items(Rg&... rgs) {
-    std::vector<std::tuple<std::ranges::range_value_t<Rg>...>> out;
-    auto its = std::tuple(std::ranges::begin(rgs)...);
-    const auto ends = std::tuple(std::ranges::end(rgs)...);
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      while (((std::get<I>(its) != std::get<I>(ends)) && ...)) {
-        out.emplace_back(*std::get<I>(its)...);
-        (++std::get<I>(its), ...);
-      }
-    }(std::index_sequence_for<Rg...>{});
-    return out;
-  }
-
   /// Throws std::logic_error in any process but the one that made the pool
   /// (a task, or a child forked after the pool): its copy of the pool has
   /// none of the pool's threads, so a submission there could never finish.
@@ -309,19 +319,28 @@ private:
                            "instead.");
   }
 
+  template <class F, class... Args>
+  auto apply_limited(detail::Clock::duration limit, const F& f, const Args&... args) {
+    using Fn = std::decay_t<F>;
+    detail::check_apply<Backend, Fn, std::decay_t<Args>...>();
+    const Fn& fn = f;
+    return submit_apply(limit, fn, detail::wire_args_t<Fn, Args...>{}, args...);
+  }
+
   template <class Fn, class... Ws, class... Args>
-  auto submit_apply(const Fn& fn, detail::ParamList<Ws...> wire, const Args&... args) {
+  auto submit_apply(detail::Clock::duration limit, const Fn& fn, detail::ParamList<Ws...> wire, const Args&... args) {
     check_owner();
     using R = std::invoke_result_t<Fn&, Ws&...>;
     if constexpr (!std::is_void_v<R>) detail::check_argument<std::remove_cvref_t<R>>();
     using T = std::conditional_t<std::is_void_v<R>, void, std::remove_cvref_t<R>>;
     auto st = std::make_shared<detail::ApplyState<T>>();
+    st->set_time_limit(limit);
     detail::build_apply_as(fn, wire, [&](std::size_t n, auto& enc) { backend_.submit(n, enc, st, 0); }, args...);
     return AsyncResult<T>(std::move(st));
   }
 
   template <bool Star, class F, class Rg>
-  auto map_impl(F&& f, Rg&& range, std::size_t chunksize) {
+  auto map_impl(F&& f, Rg&& range, const detail::CallOptions& o) {
     using Fn = std::decay_t<F>;
     using T = std::ranges::range_value_t<Rg>;
     using W = detail::item_wire_t<Star, Fn, T>;  // T converted to f's parameter types
@@ -333,23 +352,28 @@ private:
     if constexpr (!std::is_void_v<R>) detail::check_argument<R>();
     if constexpr (std::is_same_v<W, T> && std::ranges::forward_range<Rg> && std::ranges::sized_range<Rg>) {
       return submit_chunks<Star, Fn, W, R>(f, std::ranges::begin(range),
-                                           static_cast<std::size_t>(std::ranges::size(range)), chunksize);
+                                           static_cast<std::size_t>(std::ranges::size(range)), o);
     } else {
       std::vector<W> items;  // like Python: an unsized iterable is read into a list first
       for (auto&& x : range) items.push_back(detail::to_wire<W>(std::forward<decltype(x)>(x)));
-      return submit_chunks<Star, Fn, W, R>(f, items.begin(), items.size(), chunksize);
+      return submit_chunks<Star, Fn, W, R>(f, items.begin(), items.size(), o);
     }
   }
 
   template <bool Star, class Fn, class T, class R, class It>
-  AsyncResult<detail::map_result_t<R>> submit_chunks(const Fn& f, It first, std::size_t n, std::size_t chunksize) {
+  AsyncResult<detail::map_result_t<R>> submit_chunks(const Fn& f, It first, std::size_t n,
+                                                     const detail::CallOptions& o) {
     check_owner();
     const std::size_t cs =
-        chunksize != 0 ? chunksize : detail::default_map_chunksize(n, detail::mean_item_bytes<T>(first, n), size());
+        o.chunksize != 0 ? o.chunksize : detail::default_map_chunksize(n, detail::mean_item_bytes<T>(first, n), size());
     const std::size_t chunks = (n + cs - 1) / cs;
-    auto st = std::make_shared<detail::MapState<R>>(n, cs, chunks);
+    auto progress = o.tracker(n, ticker_);
+    auto st = std::make_shared<detail::MapState<R>>(n, cs, chunks, progress);
+    st->set_time_limit(o.time_limit);
+    if (progress) progress->watch(st.get());
     if (n == 0) {
       if (!running()) throw detail::PoolNotRunning(backend_.why_not_running());
+      if (progress) progress->finish();
       if constexpr (std::is_void_v<R>) {
         st->set_value();
       } else {
@@ -378,7 +402,7 @@ private:
   bool running() { return backend_.running(); }
 
   template <bool Ordered, bool Star = false, class F, class Rg>
-  auto make_imap(F&& f, Rg&& range, std::size_t chunksize) {
+  auto make_imap(F&& f, Rg&& range, const detail::CallOptions& o) {
     using Fn = std::decay_t<F>;
     using T = detail::item_wire_t<Star, Fn, std::ranges::range_value_t<Rg>>;
     detail::check_callable<Fn>();
@@ -392,29 +416,33 @@ private:
                     "this f returns void: use pool.map(f, range) or pool.starmap(f, range), which run every "
                     "item and rethrow the first error in input order.");
     } else {
-      return make_imap_range<Ordered, Star, Fn, T>(std::forward<F>(f), std::forward<Rg>(range), chunksize);
+      return make_imap_range<Ordered, Star, Fn, T>(std::forward<F>(f), std::forward<Rg>(range), o);
     }
   }
 
   template <bool Ordered, bool Star, class Fn, class T, class F, class Rg>
-  auto make_imap_range(F&& f, Rg&& range, std::size_t chunksize) {
+  auto make_imap_range(F&& f, Rg&& range, const detail::CallOptions& o) {
     detail::check_argument<std::remove_cvref_t<detail::item_result_t<Star, Fn, T>>>();
     check_owner();
     if (!backend_.running()) throw detail::PoolNotRunning(backend_.why_not_running());
-    detail::ImapChunking chunking{chunksize};
+    detail::ImapChunking chunking{o.chunksize};
+    std::size_t total = 0;
     if constexpr (std::ranges::sized_range<Rg>) {
-      const auto n = static_cast<std::size_t>(std::ranges::size(range));
-      chunking.cap = std::min(chunking.cap, detail::default_map_chunksize(n, 1, size()));
+      total = static_cast<std::size_t>(std::ranges::size(range));
+      chunking.cap = std::min(chunking.cap, detail::default_map_chunksize(total, 1, size()));
     }
     if constexpr (detail::Codec<T>::fixed != detail::variable_size)
       chunking.cap = std::min(chunking.cap, detail::items_within_budget(detail::Codec<T>::fixed));
     auto view = std::views::all(std::forward<Rg>(range));
     return detail::ImapRange<Backend, Fn, decltype(view), T, Star>(backend_, Fn(std::forward<F>(f)), std::move(view),
-                                                                   chunking, Ordered, 4 * std::size_t{size()});
+                                                                   chunking, Ordered, 4 * std::size_t{size()},
+                                                                   o.tracker(total, ticker_), o.time_limit);
   }
 
   pid_t owner_ = detail::self_pid();  ///< the process that made the pool; set before backend_ forks
   Backend backend_;
+  /// Samples mp::progress trackers; destroyed (joined) before backend_.
+  detail::ProgressTicker ticker_{detail::running_items_of(backend_)};
 };
 
 /// The pool of forked worker processes.

@@ -156,6 +156,18 @@ TEST_CASE("MpiPool: map, starmap, their async forms, imap, imap_unordered", "[mp
   CHECK(pool->map(square, std::vector<int>{}).empty());
 }
 
+TEST_CASE("MpiPool: mp::progress counts per result message and ends at the total", "[mpi]") {
+  std::vector<std::size_t> seen;  // the calls never overlap
+  auto cb = mp::progress([&](std::size_t done, std::size_t total) {
+    if (total == 1000) seen.push_back(done);
+  });
+  CHECK(pool->map(square, std::views::iota(0, 1000), 10, cb).size() == 1000);
+  REQUIRE_FALSE(seen.empty());
+  CHECK(seen.back() == 1000);
+  CHECK(std::count(seen.begin(), seen.end(), std::size_t{1000}) == 1);
+  CHECK(std::is_sorted(seen.begin(), seen.end()));
+}
+
 TEST_CASE("MpiPool: exceptions keep their type across ranks", "[mpi]") {
   CHECK_THROWS_MATCHES(pool->apply(throw_out_of_range, 1), std::out_of_range,
                        Catch::Matchers::Message("index 7 is out of range"));

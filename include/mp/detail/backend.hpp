@@ -127,6 +127,13 @@ public:
   [[nodiscard]] virtual bool has_callbacks() const noexcept { return false; }
   /// The backend's helper, for waiters of this sink (set at submit).
   virtual void use_helper(const std::shared_ptr<WaitHelper>&) noexcept {}
+  /// The per-call time limit of each of this sink's tasks (0: none). Set
+  /// before the first submit; a backend that kills a task past it says so.
+  void set_time_limit(Clock::duration d) noexcept { time_limit_ = d; }
+  [[nodiscard]] Clock::duration time_limit() const noexcept { return time_limit_; }
+
+private:
+  Clock::duration time_limit_{0};
 };
 
 /// The contract of a backend (the list in this file's comment).

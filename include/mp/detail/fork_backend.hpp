@@ -59,6 +59,8 @@ class ForkBackend {
 public:
   /// Workers inherit the parent's memory: shared objects may be task arguments.
   static constexpr bool shares_memory = true;
+  /// It kills a task past its sink's time_limit() (mp::time_limit).
+  static constexpr bool per_call_time_limits = true;
 
   explicit ForkBackend(const BackendOptions& o)
       : opt_(resolved(o)),
@@ -66,11 +68,9 @@ public:
         workers_(WorkerLedger::for_slots(seg_, opt_.processes)),
         spawners_(seg_, [this](unsigned i) {
           return worker_main(seg_, i, opt_.initializer,
-                             WorkerLimits{opt_.maxtasksperchild, opt_.memory_limit, opt_.max_result_bytes,
-                                          opt_.task_timeout > Clock::duration::zero()});
+                             WorkerLimits{opt_.maxtasksperchild, opt_.memory_limit, opt_.max_result_bytes});
         }) {
     for (unsigned i = 0; i < opt_.processes; ++i) send(spawner_command(SpawnerOp::spawn, i));
-    if (opt_.task_timeout > Clock::duration::zero()) next_timeout_check_ = Clock::time_point::min();
     last_spawner_check_ = Clock::now();
     reader_ = std::make_shared<ResultReader>([this] { return help_drain(); },
                                              [this](const Sink* s, bool running) { return cancel(s, running); });
@@ -109,6 +109,7 @@ public:
   /// Throws PoolNotRunning when closed.
   void submit(std::size_t n, EncodeRef enc, std::shared_ptr<Sink> sink, std::size_t index) {
     sink->use_helper(reader_);
+    if (sink->time_limit() > Clock::duration::zero()) note_time_limit(sink->time_limit());
     if (idle_wait_.load(std::memory_order_relaxed) && idle_wait_.exchange(false)) seg_.ctl().doorbell.notify();
     std::lock_guard lock(mu_);
     if (phase() != Phase::running) throw PoolNotRunning(why_locked());
@@ -127,6 +128,19 @@ public:
     enc(p.bytes.data());
     pending_.push_back(std::move(p));
     pump();
+  }
+
+  /// The items finished inside the chunks of sink s that workers run now
+  /// (their item words, item_counter.hpp). Blocks only on the pool's lock.
+  std::size_t running_items(const Sink* s) const {
+    std::lock_guard lock(mu_);
+    std::size_t n = 0;
+    for (const auto& w : workers_) {
+      const std::uint64_t started = w.slot->started.load(std::memory_order_seq_cst);
+      const InFlight* e = w.running();
+      if (e != nullptr && e->sink.get() == s) n += items_of(w.slot->items.load(std::memory_order_relaxed), started);
+    }
+    return n;
   }
 
   /// Why submissions are refused: closed, terminated or broken (which and why).
@@ -298,6 +312,8 @@ private:
 
   // ---- faults: fork_faults.hpp ----------------------------------------------------
   bool doom(unsigned i, const InFlight& e, std::exception_ptr err);
+  void note_time_limit(Clock::duration d);
+  Clock::duration timeout_step() const noexcept;
   void check_timeouts();
   void handle_events();
   void handle_death(unsigned i, const std::string& after = " while running this task");
@@ -367,6 +383,8 @@ private:
   // Result thread only: when it next looks for timeouts / a dead spawner.
   Clock::time_point next_timeout_check_ = Clock::time_point::max(), last_spawner_check_;
   bool idle_timeout_ = false;  ///< the result thread's last wait timed out
+  /// The shortest per-call time limit submitted so far (ns; 0: none yet).
+  std::atomic<Clock::rep> min_call_limit_{0};
   std::atomic<bool> idle_wait_{false};  ///< the result thread sleeps as long as an idle pool does
   std::vector<std::pair<InFlight, std::vector<std::byte>>> deferred_;
   std::atomic<bool> deferred_flag_{false};  // deferred_ is not empty (lock-free check)

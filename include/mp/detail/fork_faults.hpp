@@ -23,17 +23,44 @@ inline bool ForkBackend::doom(unsigned i, const InFlight& e, std::exception_ptr 
   return true;
 }
 
-/// Kills the workers whose running task passed opt_.task_timeout; runs
-/// every timeout_check_step (never when there is no timeout).
+/// A task with a per-call time limit d was submitted: from now on the
+/// result thread looks for tasks past their limits at least every
+/// timeout_check_step(d); rings it so the first look is not late.
+inline void ForkBackend::note_time_limit(Clock::duration d) {
+  Clock::rep cur = min_call_limit_.load(std::memory_order_relaxed);
+  while ((cur == 0 || d.count() < cur) && !min_call_limit_.compare_exchange_weak(cur, d.count())) {
+  }
+  if (cur == 0) seg_.ctl().doorbell.notify_always();
+}
+
+/// How often the result thread looks for tasks past a limit (0: never,
+/// no limit was ever set).
+inline Clock::duration ForkBackend::timeout_step() const noexcept {
+  const Clock::duration call(min_call_limit_.load(std::memory_order_relaxed));
+  const Clock::duration pool = opt_.task_timeout;
+  if (call == Clock::duration::zero() && pool == Clock::duration::zero()) return Clock::duration::zero();
+  if (call == Clock::duration::zero()) return timeout_check_step(pool);
+  if (pool == Clock::duration::zero()) return timeout_check_step(call);
+  return timeout_check_step(std::min(call, pool));
+}
+
+/// Kills the workers whose running task passed its limit: the call's
+/// (mp::time_limit) if it has one, else opt_.task_timeout. Runs every
+/// timeout_step (never when no limit was set).
 inline void ForkBackend::check_timeouts() {
+  const Clock::duration step = timeout_step();
+  if (step == Clock::duration::zero()) return;
   const Clock::time_point now = Clock::now();
-  if (now < next_timeout_check_) return;
-  next_timeout_check_ = now + timeout_check_step(opt_.task_timeout);
+  if (next_timeout_check_ != Clock::time_point::max() && now < next_timeout_check_) return;
+  next_timeout_check_ = now + step;
   std::lock_guard lock(mu_);
   for (unsigned i = 0; i < workers_.size(); ++i) {
     const InFlight* e = workers_[i].running();
-    if (e != nullptr && workers_[i].ran_longer(now, opt_.task_timeout))
-      doom(i, *e, timeout_error(opt_.task_timeout, workers_[i].slot->pid.load()));
+    if (e == nullptr) continue;
+    const Clock::duration limit = e->sink->time_limit() > Clock::duration::zero() ? e->sink->time_limit()
+                                                                                  : opt_.task_timeout;
+    if (limit > Clock::duration::zero() && workers_[i].ran_longer(now, limit))
+      doom(i, *e, timeout_error(limit, workers_[i].slot->pid.load()));
   }
 }
 

@@ -22,7 +22,7 @@ inline void ForkBackend::result_loop() {
     }
     did = run_deferred() || did;
     reader_->unlock();
-    if (opt_.task_timeout > Clock::duration::zero()) check_timeouts();
+    check_timeouts();
     if (after_results(did)) return;
     if (did) continue;
     check_spawner();

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <exception>
 #include <iterator>
 #include <memory>
 #include <ranges>
@@ -41,10 +42,16 @@ class ImapRange {
   using Elem = std::conditional_t<std::is_same_v<R, bool>, char, R>;
 
 public:
-  ImapRange(Backend& b, Fn f, View v, ImapChunking chunking, bool ordered, std::size_t window)
+  /// `progress` (may be null) counts the items; `limit` (0: none) is each
+  /// chunk's time limit.
+  ImapRange(Backend& b, Fn f, View v, ImapChunking chunking, bool ordered, std::size_t window,
+            std::shared_ptr<ProgressTracker> progress = {}, Clock::duration limit = {})
       : b_(&b), f_(std::move(f)), view_(std::move(v)), cs_(chunking.fixed != 0 ? chunking.fixed : 1),
         cap_(chunking.fixed != 0 ? 0 : std::max<std::size_t>(1, chunking.cap)), ordered_(ordered), window_(window),
-        st_(std::make_shared<ImapState<R>>()) {}
+        st_(std::make_shared<ImapState<R>>(progress)) {
+    st_->set_time_limit(limit);
+    if (progress) progress->watch(st_.get());
+  }
 
   ImapRange(ImapRange&&) noexcept = default;
   ImapRange& operator=(ImapRange&&) noexcept = default;
@@ -93,40 +100,62 @@ private:
     next_chunk();
   }
 
-  /// Sends chunks while fewer than window_ are in flight.
+  /// Sends chunks while fewer than window_ are in flight. An exception of
+  /// the input ends it: the items read before it still go, and the
+  /// exception is kept for after their results (as Python's imap does).
   void fill() {
     while (!exhausted_ && inflight_ < window_) {
       std::vector<T> items;
       items.reserve(cs_);
-      std::size_t bytes = 0;
-      for (; items.size() < cs_ && it_ != std::ranges::end(view_); ++it_) {
-        items.push_back(to_wire<T>(*it_));
-        if constexpr (Codec<T>::fixed == variable_size) {
-          bytes += encoded_size(items.back());
-          if (cap_ != 0 && bytes >= default_chunk_bytes) {
-            ++it_;
-            break;
-          }
-        }
+      try {
+        read_items(items);
+      } catch (...) {
+        input_error_ = std::current_exception();
+        exhausted_ = true;
       }
-      if (it_ == std::ranges::end(view_)) exhausted_ = true;
-      if (items.empty()) break;
-      const std::size_t seq = next_seq_++;
-      st_->expect(seq, items.size());
-      build_chunk<Star, Fn, T>(f_, items.begin(), items.size(),
-                                [&](std::size_t n, auto& enc) { b_->submit(n, enc, st_, seq); });
-      ++inflight_;
+      if (!items.empty()) send(std::move(items));
+      if (exhausted_) st_->input_ended(sent_items_);
     }
   }
 
+  /// Reads up to cs_ items (an adaptive chunk also stops at about
+  /// default_chunk_bytes of encoded input); notes the input's end.
+  void read_items(std::vector<T>& items) {
+    std::size_t bytes = 0;
+    for (; items.size() < cs_ && it_ != std::ranges::end(view_); ++it_) {
+      items.push_back(to_wire<T>(*it_));
+      if constexpr (Codec<T>::fixed == variable_size) {
+        bytes += encoded_size(items.back());
+        if (cap_ != 0 && bytes >= default_chunk_bytes) {
+          ++it_;
+          break;
+        }
+      }
+    }
+    if (it_ == std::ranges::end(view_)) exhausted_ = true;
+  }
+
+  void send(std::vector<T> items) {
+    const std::size_t seq = next_seq_++;
+    st_->expect(seq, items.size());
+    build_chunk<Star, Fn, T>(f_, items.begin(), items.size(),
+                              [&](std::size_t n, auto& enc) { b_->submit(n, enc, st_, seq); });
+    sent_items_ += items.size();
+    ++inflight_;
+  }
+
   /// Makes the next finished chunk current (skipping empty ones); rethrows
-  /// a failed chunk's error once, then goes on after it.
+  /// a failed chunk's error once, then goes on after it. After the last
+  /// result, rethrows the input's exception, if it threw.
   void next_chunk() {
     cur_.clear();
     pos_ = 0;
     while (cur_.empty()) {
       fill();
-      if (inflight_ == 0) return;
+      if (inflight_ == 0) {
+        if (input_error_) std::rethrow_exception(std::exchange(input_error_, nullptr));
+        return;
+      }
       auto c = st_->take(ordered_, take_seq_);
       if (ordered_) ++take_seq_;
       --inflight_;
@@ -167,7 +196,8 @@ private:
   std::size_t window_;
   std::shared_ptr<ImapState<R>> st_;
   bool started_ = false, exhausted_ = false;
-  std::size_t next_seq_ = 0, take_seq_ = 0, inflight_ = 0;
+  std::size_t next_seq_ = 0, take_seq_ = 0, inflight_ = 0, sent_items_ = 0;
+  std::exception_ptr input_error_;  ///< the input's exception, rethrown after the last result
   Clock::time_point last_;  ///< when the last chunk was taken (or the first sent)
   double per_item_ = -1;    ///< running mean of seconds per item per worker; < 0: none yet
   std::vector<Elem> cur_;

@@ -10,10 +10,12 @@
 //              |   it), events (bumped by the spawner), the        |
 //              |   spawner epoch                                   |
 //   64 + 192   +--------------------------------------------------+
-//              | WorkerSlot[n], two cache lines each: pid, state,  |
-//              |   wait status, wants_space, tasks started, when   |
-//              |   the current task began (for timeouts); the     |
-//              |   worker's life lock (a robust mutex)             |
+//              | WorkerSlot[n], three cache lines each: pid,       |
+//              |   state, wait status, wants_space, tasks started, |
+//              |   when the current task began (for timeouts); the |
+//              |   worker's life lock (a robust mutex); the items  |
+//              |   of its running chunk it finished (mp::progress: |
+//              |   item_counter.hpp), alone on its line            |
 //   slots_end  +--------------------------------------------------+
 //   (4 KiB     | worker 0: task channel   (parent -> worker)       |
 //    aligned)  |           result channel (worker -> parent)       |
@@ -50,8 +52,8 @@
 
 namespace mp::detail {
 
-inline constexpr std::uint64_t pool_magic = 0x6d70'506f'6f6c'0004ULL;  // "mpPool" v4
-inline constexpr std::uint32_t pool_layout_version = 4;
+inline constexpr std::uint64_t pool_magic = 0x6d70'506f'6f6c'0005ULL;  // "mpPool" v5
+inline constexpr std::uint32_t pool_layout_version = 5;
 
 struct alignas(cache_line) PoolCtl {
   alignas(cache_line) Doorbell doorbell;                  // rung by result channels and the spawner
@@ -77,8 +79,12 @@ struct alignas(cache_line) WorkerSlot {
   // dies (so nobody reaps its workers for the parent), the parent takes it
   // to know the worker can no longer touch the slot or its channels.
   alignas(cache_line) RobustMutex life;
+  // Worker: (task number << 32) | items of that chunk finished, relaxed
+  // stores after each item; on its own line, so the stores never slow the
+  // parent's reads of the fields above.
+  alignas(cache_line) std::atomic<std::uint64_t> items{0};
 };
-static_assert(sizeof(WorkerSlot) == 2 * cache_line);
+static_assert(sizeof(WorkerSlot) == 3 * cache_line);
 
 /// WorkerSlot::task_ns before the worker measured anything.
 inline constexpr std::uint32_t task_ns_unknown = 0xffffffffu;

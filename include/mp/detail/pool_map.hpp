@@ -22,6 +22,7 @@
 
 #include <mp/async_result.hpp>
 #include <mp/detail/chunk_size.hpp>
+#include <mp/detail/progress_tracker.hpp>
 #include <mp/detail/protocol.hpp>
 
 namespace mp::detail {
@@ -46,8 +47,8 @@ struct NoOutput {};
 template <class R>
 class MapState final : public ResultState<map_result_t<R>> {
 public:
-  MapState(std::size_t n, std::size_t chunksize, std::size_t chunks)
-      : out_(make_out(n)), n_(n), chunksize_(chunksize), remaining_(chunks) {}
+  MapState(std::size_t n, std::size_t chunksize, std::size_t chunks, std::shared_ptr<ProgressTracker> progress = {})
+      : out_(make_out(n)), n_(n), chunksize_(chunksize), remaining_(chunks), progress_(std::move(progress)) {}
 
   void on_result(std::size_t start, std::span<const std::byte> msg) noexcept override {
     std::exception_ptr err;
@@ -56,6 +57,7 @@ public:
       if (start >= n_) throw DecodeError("mp: a chunk result for an unknown chunk");
       const std::size_t count = std::min(chunksize_, n_ - start);
       if (!read_chunk<R>(msg, out_at(start), count, err, idx)) return chunk_failed(start + idx, err);
+      if (progress_) progress_->add(count);
     } catch (...) {
       return chunk_failed(start, std::current_exception());
     }
@@ -100,6 +102,7 @@ private:
       if (--remaining_ != 0) return;
       err = err_;
     }
+    if (progress_) progress_->finish();  // before the result is ready, as Python's callbacks
     if (err) {
       this->fail(err);
     } else if constexpr (std::is_void_v<R>) {
@@ -116,14 +119,15 @@ private:
   std::size_t remaining_;
   std::size_t err_pos_ = std::numeric_limits<std::size_t>::max();
   std::exception_ptr err_;
+  std::shared_ptr<ProgressTracker> progress_;
 };
 
 // std::vector<bool> has no data(): collect bools as chars, then convert.
 template <>
 class MapState<bool> final : public ResultState<std::vector<bool>> {
 public:
-  MapState(std::size_t n, std::size_t chunksize, std::size_t chunks)
-      : inner_(std::make_shared<MapState<char>>(n, chunksize, chunks)) {}
+  MapState(std::size_t n, std::size_t chunksize, std::size_t chunks, std::shared_ptr<ProgressTracker> progress = {})
+      : inner_(std::make_shared<MapState<char>>(n, chunksize, chunks, std::move(progress))) {}
   void on_result(std::size_t start, std::span<const std::byte> msg) noexcept override {
     inner_->on_result(start, msg);
     forward();
@@ -156,9 +160,22 @@ public:
     std::exception_ptr error;
   };
 
+  explicit ImapState(std::shared_ptr<ProgressTracker> progress = {}) : progress_(std::move(progress)) {}
+
   void expect(std::size_t seq, std::size_t count) {
     std::lock_guard lock(mu_);
     sizes_[seq] = count;
+  }
+
+  /// The input ended after `items` items were sent: progress finishes once
+  /// their chunks are all back.
+  void input_ended(std::size_t items) {
+    {
+      std::lock_guard lock(mu_);
+      sent_ = items;
+      if (received_ != sent_) return;
+    }
+    if (progress_) progress_->finish();
   }
 
   void on_result(std::size_t seq, std::span<const std::byte> msg) noexcept override {
@@ -171,7 +188,10 @@ public:
       }
       std::vector<Elem> tmp(count);
       std::uint64_t idx = 0;
-      if (read_chunk<Elem>(msg, tmp.data(), count, c.error, idx)) c.values.assign(tmp.begin(), tmp.end());
+      if (read_chunk<Elem>(msg, tmp.data(), count, c.error, idx)) {
+        c.values.assign(tmp.begin(), tmp.end());
+        if (progress_) progress_->add(count);
+      }
     } catch (...) {
       c.error = std::current_exception();
     }
@@ -195,12 +215,16 @@ public:
 private:
   using Elem = std::conditional_t<std::is_same_v<R, bool>, char, R>;
   void put(std::size_t seq, Chunk c) noexcept {
+    bool last = false;
     try {
       std::lock_guard lock(mu_);
+      received_ += sizes_.count(seq) != 0 ? sizes_[seq] : 0;
+      last = received_ == sent_;
       done_.emplace(seq, std::move(c));
       order_.push_back(seq);
     } catch (...) {
     }
+    if (last && progress_) progress_->finish();
     cv_.notify_all();
   }
 
@@ -209,6 +233,9 @@ private:
   std::map<std::size_t, std::size_t> sizes_;
   std::map<std::size_t, Chunk> done_;
   std::deque<std::size_t> order_;
+  std::size_t received_ = 0;  ///< items of the chunks back
+  std::size_t sent_ = std::numeric_limits<std::size_t>::max();  ///< items sent, once the input ended
+  std::shared_ptr<ProgressTracker> progress_;
 };
 
 }  // namespace mp::detail

@@ -50,6 +50,7 @@
 #include <mp/codec.hpp>
 #include <mp/detail/backend.hpp>
 #include <mp/detail/function_id.hpp>
+#include <mp/detail/item_counter.hpp>
 #include <mp/detail/item_slot.hpp>
 #include <mp/detail/sendable.hpp>
 #include <mp/detail/signature.hpp>
@@ -285,12 +286,18 @@ void chunk_trampoline(Reader& in, ResultOut& out) {
     const auto n = static_cast<std::size_t>(in.read<std::uint64_t>());
     ItemSlot<T> slot;
     if constexpr (std::is_void_v<R>) {
-      for (; i < n; ++i) call_item<Star>(f, slot.next(in));
+      for (; i < n; ++i) {
+        call_item<Star>(f, slot.next(in));
+        note_items(i + 1);
+      }
       write_chunk_ok(out, std::uint64_t{n});
     } else {
       std::vector<R> results;
       results.reserve(std::min<std::size_t>(n, in.remaining() + 1));
-      for (; i < n; ++i) results.push_back(call_item<Star>(f, slot.next(in)));
+      for (; i < n; ++i) {
+        results.push_back(call_item<Star>(f, slot.next(in)));
+        note_items(i + 1);
+      }
       write_chunk_ok(out, results);
     }
   } catch (...) {

@@ -50,7 +50,6 @@ struct WorkerLimits {
   unsigned maxtasks = 0;             // 0: unlimited
   std::size_t memory = 0;            // RLIMIT_AS in bytes; 0: none
   std::size_t max_result = SIZE_MAX; // bytes of one encoded result
-  bool timed = false;                // record when each task begins (task_timeout is set)
 };
 
 /// Caps this process's address space (RLIMIT_AS) at `bytes` (0: leaves it).
@@ -81,10 +80,11 @@ inline constexpr int initializer_failed_exit = 70;
 /// parts reassembled; an empty message means stop.
 class TaskReader {
 public:
-  /// `doorbell` is rung when the parent asked for task-channel space;
-  /// `timed`: record when each task begins (only the timeout check reads it).
-  TaskReader(SpscChannel& tasks, WorkerSlot& slot, ResultOut& out, Doorbell& doorbell, bool timed)
-      : tasks_(tasks), slot_(slot), out_(out), doorbell_(doorbell), timed_(timed) {}
+  /// `doorbell` is rung when the parent asked for task-channel space.
+  TaskReader(SpscChannel& tasks, WorkerSlot& slot, ResultOut& out, Doorbell& doorbell)
+      : tasks_(tasks), slot_(slot), out_(out), doorbell_(doorbell) {
+    item_counter.word = &slot.items;
+  }
 
   /// Runs the tasks that arrive (blocking for at least one), at most `max`.
   /// Returns the tasks run; sets stop() when told to exit.
@@ -124,7 +124,8 @@ public:
 private:
   void run(std::span<const std::byte> msg) {
     slot_.used.store(1, std::memory_order_relaxed);
-    if (timed_) slot_.task_start.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    slot_.task_start.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    begin_items(slot_.started.load(std::memory_order_relaxed) + 1);
     slot_.started.fetch_add(1, std::memory_order_seq_cst);
     run_task(msg, out_);
     if (::__fpending(stdout) != 0) std::fflush(stdout);  // the task's lines reach the parent now, not at exit
@@ -155,7 +156,6 @@ private:
   WorkerSlot& slot_;
   ResultOut& out_;
   Doorbell& doorbell_;
-  bool timed_;
   std::vector<std::byte> buf_;
   bool stop_ = false;
 };
@@ -176,7 +176,7 @@ inline int worker_main(const PoolSegment& seg, unsigned i, std::span<const std::
     if (null.failed) return initializer_failed_exit;
   }
   ChannelOut out(results, limits.max_result);
-  TaskReader reader(tasks, slot, out, seg.ctl().doorbell, limits.timed);
+  TaskReader reader(tasks, slot, out, seg.ctl().doorbell);
   std::size_t done = 0;
   while (!reader.stop()) {
     const std::size_t max = maxtasks != 0 ? maxtasks - done : 256;
