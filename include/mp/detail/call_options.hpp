@@ -19,7 +19,7 @@
 #include <mp/detail/machine_local.hpp>
 #include <mp/detail/progress_tracker.hpp>
 #include <mp/detail/syscall.hpp>
-#include <mp/detail/task.hpp>
+#include <mp/detail/protocol.hpp>
 #include <mp/progress.hpp>
 #include <mp/time_limit.hpp>
 
