@@ -16,6 +16,7 @@
 #include <mp/wait.hpp>
 #include <mp/partial.hpp>
 #include <mp/pool.hpp>
+#include <mp/thread_pool.hpp>
 #include <mp/process.hpp>
 #include <mp/queue.hpp>
 #include <mp/simple_queue.hpp>
