@@ -30,6 +30,7 @@
 #include <vector>
 
 #include <mp/detail/backend.hpp>
+#include <mp/detail/cancel_helper.hpp>
 #include <mp/detail/pool_phase.hpp>
 #include <mp/detail/spin.hpp>
 #include <mp/detail/task.hpp>
@@ -66,22 +67,8 @@ private:
   bool refused_ = false;
 };
 
-/// What a future of a ThreadPool task calls to cancel it. Outlives the
-/// backend (futures may), so the backend detaches it when it ends.
-class ThreadHelper final : public WaitHelper {
-public:
-  explicit ThreadHelper(ThreadBackend* b) noexcept : backend_(b) {}
-  bool help() noexcept override { return false; }
-  bool cancel(const Sink* s, bool running) noexcept override;
-  void detach() noexcept {
-    std::lock_guard lock(mu_);
-    backend_ = nullptr;
-  }
-
-private:
-  std::recursive_mutex mu_;  // a cancelled task's callback may cancel another
-  ThreadBackend* backend_;
-};
+/// What a future of a ThreadPool task calls to cancel it.
+using ThreadHelper = CancelHelper<ThreadBackend>;
 
 class ThreadBackend {
 public:
@@ -267,16 +254,6 @@ private:
   std::vector<std::thread> threads_;
   std::mutex end_mu_;  // one caller joins the threads
 };
-
-inline bool ThreadHelper::cancel(const Sink* s, bool running) noexcept {
-  std::lock_guard lock(mu_);
-  if (backend_ == nullptr) return false;
-  try {
-    return backend_->cancel(s, running);
-  } catch (...) {
-    return false;
-  }
-}
 
 }  // namespace mp::detail
 
