@@ -84,8 +84,8 @@ int thread_local_value(int) {
   thread_local int v = 0;
   return ++v;
 }
-int g_init = 0;
-void init_thread(int v) { g_init += v; }  // each thread adds v (under the pool's start)
+std::atomic<int> g_init{0};
+void init_thread(int v) { g_init += v; }  // each thread adds v
 void init_throws(int) { throw BadRecord("init failed"); }
 
 int nested_thread_pool(int n) {
@@ -118,10 +118,12 @@ TEST_CASE("ThreadPool: apply_async with then runs the callback on a pool thread"
   std::atomic<int> seen{0};
   std::atomic<bool> on_caller{false};
   const auto caller = std::this_thread::get_id();
-  auto r = pool.apply_async(add, 1, 2).then([&](int v) {
+  reset_gate();
+  auto r = pool.apply_async(wait_gate, 3).then([&](int v) {  // registered before the task can end
     seen = v;
     on_caller = std::this_thread::get_id() == caller;
   });
+  open_gate();
   CHECK(r.get() == 3);
   CHECK(seen == 3);
   CHECK_FALSE(on_caller);
@@ -224,9 +226,9 @@ TEST_CASE("ThreadPool: terminate fails queued tasks with ClosedError, running on
   wait_inside(1);
   std::vector<mp::AsyncResult<int>> queued;
   for (int i = 0; i < 5; ++i) queued.push_back(pool.apply_async(square, i));
-  std::thread opener([] {
-    std::this_thread::yield();
-    open_gate();  // terminate() waits for the running task: let it end
+  std::thread opener([&queued] {
+    for (auto& q : queued) q.wait();  // terminate() failed the queued tasks at once
+    open_gate();                      // and now waits for the running one: let it end
   });
   pool.terminate();
   opener.join();
