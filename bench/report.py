@@ -13,7 +13,8 @@ import platform
 import subprocess
 import sys
 
-PEERS = [("mp", "mp"), ("serial", "serial loop"), ("threads", "std::thread pool"), ("openmp", "OpenMP"),
+PEERS = [("mp", "mp"), ("serial", "serial loop"), ("threads", "std::thread pool"), ("mp_threads", "mp::ThreadPool"),
+         ("openmp", "OpenMP"),
          ("py_pool", "Python Pool"), ("py_futures", "Python ProcessPoolExecutor"), ("floor", "floor")]
 ALIASES = {"pickle": "py_pool"}
 

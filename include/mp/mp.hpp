@@ -17,6 +17,7 @@
 #include <mp/partial.hpp>
 #include <mp/pool.hpp>
 #include <mp/progress.hpp>
+#include <mp/thread_pool.hpp>
 #include <mp/time_limit.hpp>
 #include <mp/process.hpp>
 #include <mp/queue.hpp>

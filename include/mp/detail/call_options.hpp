@@ -64,13 +64,14 @@ struct CallOptions {
   }
 };
 
-/// Refuses a time limit on a backend that cannot enforce it (MpiPool).
+/// Refuses a time limit on a backend that cannot enforce it (MpiPool,
+/// ThreadPool).
 template <class Backend, class... Opts>
 constexpr void check_time_limit_supported() {
   if constexpr (has_time_limit<Opts...>) {
     static_assert(requires { Backend::per_call_time_limits; },
-                  "mp::time_limit: this pool's backend (mp::MpiPool) cannot stop a running task, so it "
-                  "refuses a per-call time limit; use mp::Pool, or wait with get(timeout) and cancel().");
+                  "mp::time_limit: this pool (mp::MpiPool or mp::ThreadPool) cannot stop a running task, so "
+                  "it refuses a per-call time limit; use mp::Pool, or wait with get(timeout) and cancel().");
   }
 }
 

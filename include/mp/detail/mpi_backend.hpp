@@ -30,6 +30,7 @@
 #include <vector>
 
 #include <mp/detail/backend.hpp>
+#include <mp/detail/cancel_helper.hpp>
 #include <mp/detail/mpi_env.hpp>
 #include <mp/detail/mpi_wire.hpp>
 #include <mp/detail/mpi_worker.hpp>
@@ -41,22 +42,8 @@ namespace mp::detail {
 
 class MpiBackend;
 
-/// What a future of an MpiPool task calls to cancel it. Outlives the
-/// backend (futures may), so the backend detaches it when it ends.
-class MpiHelper final : public WaitHelper {
-public:
-  explicit MpiHelper(MpiBackend* b) noexcept : backend_(b) {}
-  bool help() noexcept override { return false; }
-  bool cancel(const Sink* s, bool running) noexcept override;
-  void detach() noexcept {
-    std::lock_guard lock(mu_);
-    backend_ = nullptr;
-  }
-
-private:
-  std::recursive_mutex mu_;  // a cancelled task's callback may cancel another
-  MpiBackend* backend_;
-};
+/// What a future of an MpiPool task calls to cancel it.
+using MpiHelper = CancelHelper<MpiBackend>;
 
 class MpiBackend {
 public:
@@ -384,15 +371,5 @@ private:
   std::string broken_why_;  // why the pool is broken ("" if it never was; under mu_)
   std::thread thread_;
 };
-
-inline bool MpiHelper::cancel(const Sink* s, bool running) noexcept {
-  std::lock_guard lock(mu_);
-  if (backend_ == nullptr) return false;
-  try {
-    return backend_->cancel(s, running);
-  } catch (...) {
-    return false;
-  }
-}
 
 }  // namespace mp::detail
