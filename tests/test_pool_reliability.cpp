@@ -1291,6 +1291,7 @@ std::size_t allocate_mib(int mib) {
   return v.size();
 }
 std::vector<char> result_of_mib(int mib) { return std::vector<char>(static_cast<std::size_t>(mib) << 20, 'r'); }
+int throw_long(int n) { throw std::runtime_error(std::string(static_cast<std::size_t>(n), 'e')); }
 }  // namespace
 
 TEST_CASE("PoolOptions::memory_limit: a task past it fails with bad_alloc, the pool stays", "[pool][reliability]") {
@@ -1331,6 +1332,25 @@ TEST_CASE("PoolOptions::max_result_bytes: a larger result fails with a clear len
     CHECK(std::string(e.what()).find("max_result_bytes") != std::string::npos);
   }
   CHECK(pool->apply(square, 4) == 16);
+}
+
+TEST_CASE("PoolOptions::max_result_bytes below an error's size: errors still arrive whole", "[pool][reliability]") {
+  mp::PoolOptions o;
+  o.processes = 1;
+  o.max_result_bytes = 16;  // smaller than any error message
+  auto pool = make_pool(o);
+  CHECK(pool->apply(square, 2) == 4);
+  const auto before = pool->pids();
+  CHECK_THROWS_WITH(pool->apply(result_of_mib, 1), Catch::Contains("max_result_bytes (16)"));
+  try {
+    pool->apply(throw_long, 100'000);
+    FAIL("no error");
+  } catch (const std::runtime_error& e) {
+    CHECK(std::string(e.what()) == std::string(100'000, 'e'));
+  }
+  CHECK_THROWS_AS(pool->map(throw_long, std::vector<int>{10, 20}), std::runtime_error);
+  CHECK(pool->apply(square, 3) == 9);
+  CHECK(pool->pids() == before);  // the same worker: it did not abort
 }
 
 TEST_CASE("a 1 GiB result comes back whole", "[.][big][pool][reliability]") {

@@ -29,6 +29,7 @@ namespace {
 int square(int x) { return x * x; }
 int add(int a, int b) { return a + b; }
 long long widen(int x) { return static_cast<long long>(x) * 3; }
+int throw_long(int n) { throw std::runtime_error(std::string(static_cast<std::size_t>(n), 'e')); }
 std::string repeat(std::string s, int n) {
   std::string out;
   for (int i = 0; i < n; ++i) out += s;
@@ -191,6 +192,16 @@ TEST_CASE("ThreadPool: results above max_result_bytes fail with length_error", "
   mp::ThreadPool pool(o);
   CHECK_THROWS_AS(pool.apply(repeat, "x", 1000), std::length_error);
   CHECK(pool.apply(repeat, "x", 3) == "xxx");
+}
+
+TEST_CASE("ThreadPool: an error larger than max_result_bytes still arrives whole", "[thread_pool]") {
+  mp::PoolOptions o;
+  o.processes = 1;
+  o.max_result_bytes = 16;
+  mp::ThreadPool pool(o);
+  CHECK_THROWS_WITH(pool.apply(repeat, "x", 1000), Catch::Contains("max_result_bytes (16)"));
+  CHECK_THROWS_WITH(pool.apply(throw_long, 5000), std::string(5000, 'e'));
+  CHECK(pool.apply(repeat, "x", 2) == "xx");
 }
 
 TEST_CASE("ThreadPool: close then join waits for every task", "[thread_pool]") {

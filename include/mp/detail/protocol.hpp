@@ -60,10 +60,15 @@
 namespace mp::detail {
 
 /// Where a worker writes the result of the task it runs (the backend's
-/// result channel). write(n, enc): enc(p) writes exactly n bytes at p.
+/// result channel). write(n, enc): enc(p) writes exactly n bytes at p; it
+/// may refuse a value message above PoolOptions::max_result_bytes by
+/// throwing std::length_error. write_error writes an error message, which
+/// is never refused for its size (else a task whose error cannot be sent
+/// would leave its future waiting).
 class ResultOut {
 public:
   virtual void write(std::size_t n, EncodeRef enc) = 0;
+  virtual void write_error(std::size_t n, EncodeRef enc) { write(n, enc); }
 
 protected:
   ~ResultOut() = default;
@@ -114,7 +119,7 @@ inline void write_current_error(ResultOut& out, std::uint64_t index) noexcept {
       *p = std::byte{static_cast<std::uint8_t>(ResultStatus::error)};
       encode_to(p + 1, index, w);
     };
-    out.write(n, enc);
+    out.write_error(n, enc);
   } catch (...) {
     std::abort();  // cannot even report: the parent would wait for ever otherwise
   }
@@ -129,7 +134,7 @@ inline void write_pool_error(ResultOut& out, PoolErrorKind kind, std::int64_t pi
       *p = std::byte{static_cast<std::uint8_t>(ResultStatus::pool_error)};
       encode_to(p + 1, k, pid, what);
     };
-    out.write(1 + encoded_size(k, pid, what), enc);
+    out.write_error(1 + encoded_size(k, pid, what), enc);
   } catch (...) {
     std::abort();
   }

@@ -6,7 +6,7 @@
 // run each with run_task, and hand the result message to the task's sink on
 // the same thread, so `then` callbacks run on a worker thread. No shared
 // memory, no ring, no cross-process futex: a queue under one mutex, and a
-// worker spins briefly (worker_spin_ns) for the next message before it
+// worker spins briefly (worker_spin_time) for the next message before it
 // sleeps on a condition variable.
 //
 // What threads cannot do, and so this backend does not: kill a running task
@@ -41,21 +41,21 @@ namespace mp::detail {
 class ThreadBackend;
 
 /// A worker thread's ResultOut: the result message in a buffer the thread
-/// reuses. A result above max_bytes is refused with std::length_error, which
+/// reuses. A value above max_bytes is refused with std::length_error, which
 /// the trampoline writes instead as the task's error (as a fork worker does);
-/// that error message is not refused, whatever its size.
+/// error messages are never refused, whatever their size.
 class BufferOut final : public ResultOut {
 public:
   explicit BufferOut(std::size_t max_bytes) noexcept : max_(max_bytes) {}
-  /// Call before each task.
-  void begin() noexcept { refused_ = false; }
   void write(std::size_t n, EncodeRef enc) override {
-    if (n > max_ && !refused_) {
-      refused_ = true;
+    if (n > max_) {
       throw std::length_error("mp::ThreadPool: a task's result is " + std::to_string(n) +
                               " bytes encoded, more than PoolOptions::max_result_bytes (" + std::to_string(max_) +
                               "); raise that limit or return less");
     }
+    write_error(n, enc);
+  }
+  void write_error(std::size_t n, EncodeRef enc) override {
     buf_.resize(n);
     enc(buf_.data());
   }
@@ -64,7 +64,6 @@ public:
 private:
   std::vector<std::byte> buf_;
   std::size_t max_;
-  bool refused_ = false;
 };
 
 /// What a future of a ThreadPool task calls to cancel it.

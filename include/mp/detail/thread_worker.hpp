@@ -60,7 +60,6 @@ inline void ThreadBackend::work() {
   BufferOut out(opt_.max_result_bytes);
   Queued q;
   while (next(q)) {
-    out.begin();
     run_task(q.bytes, out);
     q.sink->on_result(q.index, out.bytes());
     finished(q);
@@ -70,7 +69,7 @@ inline void ThreadBackend::work() {
 /// Takes the next queued message into q (spinning briefly for one, then
 /// sleeping); false once the pool ends and nothing is queued.
 inline bool ThreadBackend::next(Queued& q) {
-  spin_for(worker_spin_ns, [&] { return queued_.load(std::memory_order_acquire) != 0; });
+  spin_until([&] { return queued_.load(std::memory_order_acquire) != 0; }, SpinBudget{worker_spin_time});
   std::unique_lock lock(mu_);
   for (;;) {
     if (!queue_.empty()) {

@@ -26,8 +26,8 @@
 namespace mp::detail {
 
 /// A worker's ResultOut: the result channel, blocking while it is full.
-/// A result above max_bytes is refused with std::length_error, which the
-/// trampoline sends back instead (small) as the task's error.
+/// A value above max_bytes is refused with std::length_error, which the
+/// trampoline sends back instead as the task's error; errors always go.
 class ChannelOut final : public ResultOut {
 public:
   ChannelOut(SpscChannel& ch, std::size_t max_bytes) noexcept : ch_(ch), max_(max_bytes) {}
@@ -39,6 +39,7 @@ public:
     }
     ch_.send(n, enc);
   }
+  void write_error(std::size_t n, EncodeRef enc) override { ch_.send(n, enc); }
 
 private:
   SpscChannel& ch_;
