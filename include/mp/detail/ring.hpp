@@ -7,6 +7,12 @@
 // directly; mp::Queue serialises writers and readers with robust locks and
 // calls repair_writer()/repair_reader() when a lock's owner died.
 //
+// Files: ring_layout.hpp (the shared layout, frames, wait/wake),
+// ring_view.hpp (RingView, Ring's base: header access, publish/consume, the
+// control-block checks and frame validation), ring_reassembly.hpp
+// (ReadCursor: the reader's reassembly of fragmented messages), and this one
+// (Ring: create/attach, the write paths, read and read_batch).
+//
 // Guarantees
 // - A message of at most max_whole() bytes is one contiguous frame, encoded
 //   in place by the caller's callback; the reader gets a span of it in place
@@ -39,24 +45,11 @@
 #include <vector>
 
 #include <mp/detail/ring_layout.hpp>
+#include <mp/detail/ring_reassembly.hpp>
+#include <mp/detail/ring_view.hpp>
 #include <mp/errors.hpp>
 
 namespace mp::detail {
-
-/// A reader's reassembly state for fragmented messages (process-local).
-struct ReadCursor {
-  static constexpr std::size_t keep_bytes = std::size_t{64} << 20;
-  std::vector<std::byte> buf;
-  std::uint64_t total = 0;
-  bool in_message = false;  ///< FIRST consumed, LAST not yet
-
-  void reset() noexcept {
-    in_message = false;
-    total = 0;
-    if (buf.capacity() > keep_bytes) std::vector<std::byte>().swap(buf);
-    else buf.clear();  // keep a moderate buffer: no allocation and page faults per message
-  }
-};
 
 /// What Ring::read ended with.
 enum class ReadStatus {
@@ -65,16 +58,13 @@ enum class ReadStatus {
   stalled,  ///< mid-message, nothing arrived for `stall` (see Ring::read)
 };
 
-class Ring {
+class Ring : private RingView {
 public:
-  static constexpr std::size_t header_bytes = sizeof(RingHeader);
+  using RingView::header_bytes;
   /// Bytes data frames leave free, so that a control frame (ABORT) always fits.
   static constexpr std::size_t headroom = 16;
   static constexpr std::size_t min_capacity = 256;
   static constexpr std::size_t max_capacity = std::size_t{1} << 31;
-  /// No message is larger than an address space (2^57 B: x86-64 with 5-level
-  /// paging; arm64 has 2^52): a FIRST announcing more is corrupt.
-  static constexpr std::uint64_t max_message = std::uint64_t{1} << 57;
 
   /// `bytes` rounded up to a power of two within [min_capacity, max_capacity].
   static std::size_t round_capacity(std::size_t bytes) {
@@ -276,60 +266,9 @@ public:
   }
 
 private:
-  Ring(std::byte* base, std::size_t offset)
-      : h_(std::launder(reinterpret_cast<RingHeader*>(base + offset))),
-        data_(base + offset + header_bytes),
-        bell_(h_->doorbell != 0 ? std::launder(reinterpret_cast<Doorbell*>(base + h_->doorbell)) : nullptr),
-        cap_(h_->capacity),
-        mask_(h_->capacity - 1) {}
-
-  static void copy(std::byte* dst, const std::byte* src, std::size_t n) noexcept {
-    if (n != 0) std::memcpy(dst, src, n);
-  }
-
-  [[nodiscard]] std::byte* at(std::uint64_t pos) const noexcept { return data_ + (pos & mask_); }
-
-  [[nodiscard]] FrameHeader get_header(std::uint64_t pos) const noexcept {
-    FrameHeader fh;
-    std::memcpy(&fh, at(pos), sizeof fh);
-    return fh;
-  }
-
-  void put_header(std::uint64_t pos, std::uint64_t len, FrameType type) noexcept {
-    const FrameHeader fh = make_frame(static_cast<std::uint32_t>(len), type, pos);
-    std::memcpy(at(pos), &fh, sizeof fh);
-  }
+  Ring(std::byte* base, std::size_t offset) : RingView(base, offset) {}
 
   // -- writer internals --
-
-  /// Whether [pos, pos + need) is free. cached_tail_ may be any number of
-  /// laps behind (another producer process wrote since), hence no cap - used.
-  bool has_free(std::uint64_t pos, std::uint64_t need) noexcept {
-    if (pos - cached_tail_ + need <= cap_) return true;
-    cached_tail_ = h_->tail.load(std::memory_order_acquire);
-    return pos - cached_tail_ + need <= cap_;
-  }
-
-  bool wait_free(std::uint64_t pos, std::uint64_t need, Clock::time_point deadline) {
-    if (has_free(pos, need)) return true;
-    return spin_then_wait(h_->space_word, h_->space_waiters, [&] { return has_free(pos, need); }, deadline);
-  }
-
-  /// Makes [head, new_head) visible; `completes` messages end in it. The
-  /// commit log lets repair_writer() fix `written` if we die in between.
-  void publish(std::uint64_t new_head, std::uint64_t completes) noexcept {
-    if (completes != 0) {
-      const std::uint64_t w = h_->written.load(std::memory_order_relaxed) + completes;
-      h_->w_commit_head.store(new_head, std::memory_order_relaxed);
-      h_->w_commit_written.store(w, std::memory_order_relaxed);
-      h_->head.exchange(new_head, std::memory_order_seq_cst);  // a full barrier (xchg), cheaper than mfence
-      h_->written.store(w, std::memory_order_release);
-    } else {
-      h_->head.exchange(new_head, std::memory_order_seq_cst);
-    }
-    wake_if_waiting(h_->data_word, h_->data_waiters);
-    if (bell_ != nullptr) wake_if_waiting(bell_->seq, bell_->waiters);
-  }
 
   template <class Enc>
   bool write_whole(std::size_t n, Enc& enc, Clock::time_point deadline) {
@@ -423,82 +362,6 @@ private:
 
   // -- reader internals --
 
-  /// pos: the reader's tail, a multiple of 8 (read() checked it).
-  bool has_data(std::uint64_t pos) {
-    if (cached_head_ > pos) return true;
-    return checked_head(pos) > pos;
-  }
-
-  /// Loads head (into cached_head_) and checks it against the reader's tail,
-  /// a multiple of 8: head - tail must be a multiple of 8 in [0, capacity], as
-  /// every writer and reader keeps it. Anything else is a corrupted control
-  /// block: the reader throws rather than scan up to such a head (a hang) or
-  /// read a header across the end of the data area. One compare: rotating
-  /// the distance right by 3 moves any of its low 3 bits to the top.
-  std::uint64_t checked_head(std::uint64_t tail) {
-    const std::uint64_t head = h_->head.load(std::memory_order_acquire);
-    if (std::rotr(head - tail, 3) > (cap_ >> 3)) [[unlikely]] corrupt_positions(true);
-    return cached_head_ = head;
-  }
-
-  /// The writer's position where a header may go at the end of the data area
-  /// (PAD, fragments, ABORT); one that is not a multiple of 8 (a corrupted
-  /// control block) would put the header across the end.
-  std::uint64_t writer_head() const {
-    const std::uint64_t pos = h_->head.load(std::memory_order_relaxed);
-    if (pos % frame_align != 0) [[unlikely]] corrupt_positions(false);
-    return pos;
-  }
-
-  /// Outside the documented model (something wrote over the control block):
-  /// throws mp::DecodeError to a reader, mp::Error to a writer, and changes
-  /// nothing, so every later call throws too until the positions are sane.
-  [[noreturn, gnu::cold, gnu::noinline]] void corrupt_positions(bool reader) const {
-    const std::string msg = "mp: the control block of a shared-memory channel is corrupt (head " +
-                            std::to_string(h_->head.load()) + ", tail " + std::to_string(h_->tail.load()) +
-                            ", capacity " + std::to_string(cap_) + "; they must be multiples of 8 with " +
-                            "tail <= head <= tail + capacity): the channel is unusable";
-    if (reader) throw DecodeError(msg);
-    throw Error(msg);
-  }
-
-  /// Moves tail to `next`; `completes` messages were consumed. Commit log
-  /// first, so repair_reader() can fix `read` if we die in between.
-  void consume(std::uint64_t next, std::uint64_t completes) noexcept {
-    if (completes != 0) {
-      const std::uint64_t r = h_->read.load(std::memory_order_relaxed) + completes;
-      h_->r_commit_tail.store(next, std::memory_order_relaxed);
-      h_->r_commit_read.store(r, std::memory_order_relaxed);
-      h_->tail.exchange(next, std::memory_order_seq_cst);  // full barrier before checking for sleepers
-      h_->read.store(r, std::memory_order_release);
-    } else {
-      h_->tail.exchange(next, std::memory_order_seq_cst);
-    }
-    wake_if_waiting(h_->space_word, h_->space_waiters);
-  }
-
-  /// Consumes up to `pos` on scope exit, also when a callback throws.
-  struct BatchCommit {
-    Ring* ring;
-    std::uint64_t pos;
-    std::uint64_t count;
-    ~BatchCommit() {
-      if (pos != ring->h_->tail.load(std::memory_order_relaxed)) ring->consume(pos, count);
-    }
-  };
-
-  [[nodiscard]] bool valid(const FrameHeader& fh, std::uint64_t pos) const noexcept {
-    const std::uint32_t raw = fh.tag & 0xffu;
-    if (raw < 1 || raw > 6) return false;
-    const FrameType type = frame_type(fh);
-    if ((fh.tag >> 8) != frame_check(fh.len, type, pos)) return false;
-    const std::uint64_t idx = pos & mask_, size = frame_bytes(fh.len);
-    if (type == FrameType::pad) return size == cap_ - idx && pos + size <= cached_head_;
-    if (type == FrameType::abort && fh.len != 0) return false;
-    if (type == FrameType::first && fh.len < sizeof(std::uint64_t)) return false;
-    return idx + size <= cap_ && pos + size <= cached_head_;
-  }
-
   /// Skips to the next valid frame before cached_head_, which the caller has
   /// just checked (> pos, at most capacity ahead: at most capacity/8 steps).
   [[noreturn]] void resync(std::uint64_t pos, ReadCursor& cur) {
@@ -512,12 +375,6 @@ private:
                       std::to_string(std::min(p, head)));
   }
 
-  template <class F>
-  void deliver(F& on_msg, std::span<const std::byte> msg, std::uint64_t next) {
-    BatchCommit c{this, next, 1};
-    on_msg(msg);
-  }
-
   /// Handles the frame at pos; true when it delivered a message.
   template <class F>
   bool step(const FrameHeader& fh, std::uint64_t pos, ReadCursor& cur, F& on_msg) {
@@ -529,14 +386,14 @@ private:
         deliver(on_msg, std::span<const std::byte>(payload, fh.len), next);
         return true;
       case FrameType::first:
-        begin_message(fh, payload, next, cur);
+        cur.begin_message(*this, fh, payload, next);
         return false;
       case FrameType::middle:
-        if (cur.in_message) append(cur, payload, fh.len, next, 0);
+        if (cur.in_message) cur.append(*this, payload, fh.len, next, 0);
         consume(next, 0);  // without FIRST: an orphan of a reader that died mid-message
         return false;
       case FrameType::last:
-        return finish(fh, payload, next, cur, on_msg);
+        return cur.finish(*this, fh, payload, next, on_msg);
       case FrameType::abort:
         cur.reset();
         consume(next, 0);
@@ -547,76 +404,8 @@ private:
     return false;
   }
 
-  /// FIRST: its payload starts with the message's total size, which the
-  /// header check does not cover, so it is not trusted for memory: the buffer
-  /// holds what has arrived plus at most one ring and grows as fragments come
-  /// (append). The total must exceed FIRST's own data (a writer always sends a
-  /// LAST) and fit in an address space; append/finish check the rest.
-  void begin_message(const FrameHeader& fh, const std::byte* payload, std::uint64_t next, ReadCursor& cur) {
-    cur.reset();
-    std::uint64_t total = 0;
-    std::memcpy(&total, payload, sizeof total);
-    const std::uint64_t data = fh.len - sizeof total;
-    if (total <= data || total > max_message)
-      drop_message(cur, next, 0, "its first fragment carries " + std::to_string(data) +
-                                     " bytes of an impossible total of " + std::to_string(total));
-    cur.total = total;
-    cur.buf.reserve(static_cast<std::size_t>(std::min(total, data + cap_)));
-    cur.buf.insert(cur.buf.end(), payload + sizeof total, payload + fh.len);
-    cur.in_message = true;
-    consume(next, 0);
-  }
-
-  /// Adds a MIDDLE or LAST fragment's n bytes; more than the announced total
-  /// drops the message (DecodeError). Grows geometrically but never beyond the
-  /// total, so memory follows the bytes that actually arrived.
-  void append(ReadCursor& cur, const std::byte* p, std::uint64_t n, std::uint64_t next, std::uint64_t completes) {
-    const std::uint64_t size = cur.buf.size();
-    if (n > cur.total - size)
-      drop_message(cur, next, completes, "more bytes arrived than the " + std::to_string(cur.total) + " it announced");
-    if (size + n > cur.buf.capacity()) {
-      const std::uint64_t grown = std::max<std::uint64_t>(2 * cur.buf.capacity(), size + n);
-      cur.buf.reserve(static_cast<std::size_t>(std::min(cur.total, grown)));
-    }
-    cur.buf.insert(cur.buf.end(), p, p + n);
-  }
-
-  /// Forgets the partial message, consumes up to `next` and throws DecodeError
-  /// (its remaining fragments, if any, are skipped as orphans).
-  [[noreturn]] void drop_message(ReadCursor& cur, std::uint64_t next, std::uint64_t completes, const std::string& why) {
-    cur.reset();
-    consume(next, completes);
-    throw DecodeError("mp: a shared-memory channel dropped a corrupt fragmented message: " + why);
-  }
-
-  template <class F>
-  bool finish(const FrameHeader& fh, const std::byte* payload, std::uint64_t next, ReadCursor& cur, F& on_msg) {
-    if (!cur.in_message) {  // orphan LAST: the message was counted as written, count it as read
-      consume(next, 1);
-      return false;
-    }
-    append(cur, payload, fh.len, next, 1);
-    cur.in_message = false;
-    if (cur.buf.size() != cur.total)
-      drop_message(cur, next, 1, "it reassembled to " + std::to_string(cur.buf.size()) + " bytes but announced " +
-                                     std::to_string(cur.total));
-    struct Reset {
-      ReadCursor& c;
-      ~Reset() { c.reset(); }
-    } reset{cur};
-    deliver(on_msg, std::span<const std::byte>(cur.buf), next);
-    return true;
-  }
-
-  RingHeader* h_ = nullptr;
-  std::byte* data_ = nullptr;
-  Doorbell* bell_ = nullptr;
-  std::uint64_t cap_ = 0;
-  std::uint64_t mask_ = 0;
-  std::uint64_t cached_tail_ = 0;  ///< writer's last view of tail (only ever behind: safe)
   std::uint64_t warm_end_ = 0;     ///< writer: the furthest data offset its whole frames reached
   bool warm_start_ = false;        ///< writer: prefer_warm_start() was called
-  std::uint64_t cached_head_ = 0;  ///< reader's last view of head (only ever behind: safe)
   std::vector<std::byte> scratch_;  ///< writer's encoding buffer for fragmented messages
 };
 
