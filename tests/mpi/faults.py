@@ -138,7 +138,8 @@ def main():
             time.sleep(0.05)
         gone = time.monotonic() - sent
         print(f"faults.py: {what}: mpirun ended after {ended:.2f} s with status {status}; "
-              f"no process of the job left {gone:.2f} s after the signal", flush=True)
+              + (f"processes of the job left {gone:.2f} s after the signal" if left
+                 else f"no process of the job left {gone:.2f} s after the signal"), flush=True)
         return 1 if failures else 0
     finally:
         for message in failures:
