@@ -42,6 +42,13 @@ struct TestAccess {
     return r.cs_;
   }
 
+  /// A Queue's process-local state: its locks (hdr), its rings (writer,
+  /// reader) and the reader's reassembly cursor.
+  template <class Queue>
+  static auto& queue_state(Queue& q) noexcept {
+    return *q.s_;
+  }
+
   /// How far a notifier's wake runs in wake_up_to.
   using WakeStep = Notifier::Step;
 

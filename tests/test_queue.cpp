@@ -17,6 +17,7 @@
 #include <mp/queue.hpp>
 
 #include "fork_helpers.hpp"
+#include "test_access.hpp"
 
 using namespace std::chrono_literals;
 using mp::detail::Segment;
@@ -442,4 +443,67 @@ TEST_CASE("a consumer killed in the middle of get, 20 times in a row, the queue 
   q.put(message(4));
   reader.join();
   CHECK(q.empty());
+}
+
+/// The shared header of a Queue's ring (positions, futex words, tickets).
+static mp::detail::RingHeader& ring_header(mp::detail::QueueState& s) {
+  return *std::launder(reinterpret_cast<mp::detail::RingHeader*>(s.seg.base() + mp::detail::queue_ring_offset));
+}
+
+TEST_CASE("a consumer that dies after emptying the ring, before waking the producer: the next get wakes it",
+          "[queue][robust]") {
+  mp::QueueOptions o;
+  o.capacity = 4096;
+  mp::Queue<std::vector<char>> q(o);
+  constexpr int total = 12;  // 1000-byte messages: about 4 fit
+  auto message = [](int i) { return std::vector<char>(1000, static_cast<char>(i)); };
+  auto& s = mp::detail::TestAccess::queue_state(q);
+  mp::detail::RingHeader& ring = ring_header(s);
+  pid_t producer = mp_test::fork_child([&] {
+    for (int i = 0; i < total; ++i) q.put(message(i));
+    return 0;
+  });
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (ring.space_waiters.load() == 0 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  REQUIRE(ring.space_waiters.load() != 0);  // the producer sleeps until there is space
+  // A consumer takes the lock, consumes everything, and dies holding the
+  // lock before its wake (left out here by hiding the producer's ticket).
+  pid_t consumer = mp_test::fork_child([&] {
+    s.hdr->consumer.lock();
+    const std::uint32_t ticket = ring.space_waiters.exchange(0);
+    int n = 0;
+    while (s.reader.read_batch([&](std::span<const std::byte>) { ++n; }, 64, s.cursor) > 0) {
+    }
+    ring.space_waiters.store(ticket);
+    return n;
+  });
+  const int status = mp_test::wait_child(consumer);
+  REQUIRE(WIFEXITED(status));
+  const int taken = WEXITSTATUS(status);
+  REQUIRE(taken > 0);
+  REQUIRE(taken < total);
+  // The next get takes the dead consumer's lock, repairs, and wakes the
+  // producer: each remaining message arrives, in order, none lost.
+  for (int i = taken; i < total; ++i) CHECK(q.get(10s) == message(i));
+  CHECK(mp_test::exited_with(mp_test::wait_child_within(producer, 10s), 0));
+  CHECK(q.empty());
+}
+
+TEST_CASE("a producer whose wake was lost: a get() without a timeout still returns its message", "[queue][robust]") {
+  mp::Queue<int> q;
+  auto& s = mp::detail::TestAccess::queue_state(q);
+  mp::detail::RingHeader& ring = ring_header(s);
+  pid_t consumer = mp_test::fork_child([&] { return q.get() == 42 ? 0 : 1; });
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (ring.data_waiters.load() == 0 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  REQUIRE(ring.data_waiters.load() != 0);  // the consumer sleeps until there is data
+  {  // a put whose wake is lost (as if its producer died between publishing and waking)
+    s.hdr->producer.lock();
+    const std::uint32_t ticket = ring.data_waiters.exchange(0);
+    const std::vector<std::byte> bytes = mp::dumps(42);
+    CHECK(s.writer.write_bytes(bytes));
+    ring.data_waiters.store(ticket);
+    s.hdr->producer.unlock();
+  }
+  CHECK(mp_test::exited_with(mp_test::wait_child_within(consumer, mp::detail::lost_wake_recheck + 5s), 0));
 }

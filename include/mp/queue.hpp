@@ -117,6 +117,8 @@ struct UnlockAtExit {
   ~UnlockAtExit() { m.unlock(); }
 };
 
+struct TestAccess;  // defined by the tests only
+
 }  // namespace detail
 
 /// A FIFO queue between processes (and threads), like Python's
@@ -285,6 +287,8 @@ private:
       s_->writer.flush_pending_abort(detail::Clock::now());
     }
   }
+
+  friend struct detail::TestAccess;  // tests reach its locks and rings
 
   std::shared_ptr<detail::QueueState> s_;
 };

@@ -174,10 +174,13 @@ public:
   /// After the previous writer died (robust lock EOWNERDEAD): repairs the
   /// message counter from the commit log and publishes the ABORT it owed if
   /// there is space (else the next write does). Unpublished bytes stay so.
+  /// Wakes a reader the dead writer may have left asleep.
   void repair_writer() {
     if (h_->head.load(std::memory_order_relaxed) == h_->w_commit_head.load(std::memory_order_relaxed))
       h_->written.store(h_->w_commit_written.load(std::memory_order_relaxed), std::memory_order_release);
     flush_pending_abort(Clock::now());
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    wake_if_waiting(h_->data_word, h_->data_waiters);  // the wake the dead writer may owe
   }
 
   /// Blocks (spin, then futex) until ready() or the deadline; woken whenever
@@ -260,9 +263,12 @@ public:
   /// After the previous reader died (robust lock EOWNERDEAD): repairs the
   /// consumed counter from the commit log. A message it had half reassembled
   /// is skipped by the next read (its remaining fragments are orphans).
+  /// Wakes a writer the dead reader may have left asleep.
   void repair_reader() noexcept {
     if (h_->tail.load(std::memory_order_relaxed) == h_->r_commit_tail.load(std::memory_order_relaxed))
       h_->read.store(h_->r_commit_read.load(std::memory_order_relaxed), std::memory_order_release);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    wake_if_waiting(h_->space_word, h_->space_waiters);  // the wake the dead reader may owe
   }
 
 private:

@@ -133,7 +133,11 @@ constexpr std::uint32_t sleep_ticket(std::uint32_t seen) noexcept { return (seen
 /// matters when both share one core), and a notifier killed at any point of
 /// wake_if_waiting leaves the ticket set, so the next notifier still wakes
 /// the sleeper (a notifier that cleared the ticket before waking and died in
-/// between would lose that wake for good). A
+/// between would lose that wake for good). A notifier killed between
+/// publishing and waking may have no successor (the queue's last producer,
+/// or a consumer that emptied the ring): the next one to take its robust lock
+/// wakes for it (repair_reader/repair_writer), and the sleeper looks at
+/// ready() by itself once per lost_wake_recheck (futex.hpp) in any case. A
 /// sleeper that died or timed out leaves at most one needless wake behind.
 template <class Ready>
 bool spin_then_wait(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleeper, Ready&& ready,
@@ -145,7 +149,7 @@ bool spin_then_wait(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>
     const std::uint32_t seen = word.load(std::memory_order_acquire);
     sleeper.store(sleep_ticket(seen), std::memory_order_seq_cst);
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (!ready()) futex_wait(word, seen, deadline);
+    if (!ready()) futex_wait_rechecking(word, seen, deadline);
   }
 }
 
