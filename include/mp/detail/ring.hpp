@@ -180,7 +180,7 @@ public:
       h_->written.store(h_->w_commit_written.load(std::memory_order_relaxed), std::memory_order_release);
     flush_pending_abort(Clock::now());
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    wake_if_waiting(h_->data_word, h_->data_waiters);  // the wake the dead writer may owe
+    wake_reader();  // the wake the dead writer may owe
   }
 
   /// Blocks (spin, then futex) until ready() or the deadline; woken whenever
@@ -268,7 +268,7 @@ public:
     if (h_->tail.load(std::memory_order_relaxed) == h_->r_commit_tail.load(std::memory_order_relaxed))
       h_->read.store(h_->r_commit_read.load(std::memory_order_relaxed), std::memory_order_release);
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    wake_if_waiting(h_->space_word, h_->space_waiters);  // the wake the dead reader may owe
+    wake_writer();  // the wake the dead reader may owe
   }
 
 private:

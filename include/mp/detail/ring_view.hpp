@@ -81,9 +81,19 @@ protected:
     } else {
       h_->head.exchange(new_head, std::memory_order_seq_cst);
     }
+    wake_reader();
+  }
+
+  /// Wakes a reader asleep for data, and the doorbell it may sleep on. Call
+  /// after a full barrier that follows the publish.
+  void wake_reader() noexcept {
     wake_if_waiting(h_->data_word, h_->data_waiters);
     if (bell_ != nullptr) wake_if_waiting(bell_->seq, bell_->waiters);
   }
+
+  /// Wakes a writer asleep for space. Call after a full barrier that follows
+  /// the consume.
+  void wake_writer() noexcept { wake_if_waiting(h_->space_word, h_->space_waiters); }
 
   /// The writer's position where a header may go at the end of the data area
   /// (PAD, fragments, ABORT); one that is not a multiple of 8 (a corrupted
@@ -138,7 +148,7 @@ protected:
     } else {
       h_->tail.exchange(next, std::memory_order_seq_cst);
     }
-    wake_if_waiting(h_->space_word, h_->space_waiters);
+    wake_writer();
   }
 
   /// Consumes up to `pos` on scope exit, also when a callback throws.
