@@ -450,6 +450,13 @@ static mp::detail::RingHeader& ring_header(mp::detail::QueueState& s) {
   return *std::launder(reinterpret_cast<mp::detail::RingHeader*>(s.seg.base() + mp::detail::queue_ring_offset));
 }
 
+/// Waits up to 10 s for a sleeper to leave its ticket in `waiters`.
+static bool ticket_left(const std::atomic<std::uint32_t>& waiters) {
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (waiters.load() == 0 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  return waiters.load() != 0;
+}
+
 TEST_CASE("a consumer that dies after emptying the ring, before waking the producer: the next get wakes it",
           "[queue][robust]") {
   mp::QueueOptions o;
@@ -463,9 +470,7 @@ TEST_CASE("a consumer that dies after emptying the ring, before waking the produ
     for (int i = 0; i < total; ++i) q.put(message(i));
     return 0;
   });
-  const auto until = std::chrono::steady_clock::now() + 10s;
-  while (ring.space_waiters.load() == 0 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
-  REQUIRE(ring.space_waiters.load() != 0);  // the producer sleeps until there is space
+  REQUIRE(ticket_left(ring.space_waiters));  // the producer sleeps until there is space
   // A consumer takes the lock, consumes everything, and dies holding the
   // lock before its wake (left out here by hiding the producer's ticket).
   pid_t consumer = mp_test::fork_child([&] {
@@ -494,9 +499,7 @@ TEST_CASE("a producer whose wake was lost: a get() without a timeout still retur
   auto& s = mp::detail::TestAccess::queue_state(q);
   mp::detail::RingHeader& ring = ring_header(s);
   pid_t consumer = mp_test::fork_child([&] { return q.get() == 42 ? 0 : 1; });
-  const auto until = std::chrono::steady_clock::now() + 10s;
-  while (ring.data_waiters.load() == 0 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
-  REQUIRE(ring.data_waiters.load() != 0);  // the consumer sleeps until there is data
+  REQUIRE(ticket_left(ring.data_waiters));  // the consumer sleeps until there is data
   {  // a put whose wake is lost (as if its producer died between publishing and waking)
     s.hdr->producer.lock();
     const std::uint32_t ticket = ring.data_waiters.exchange(0);

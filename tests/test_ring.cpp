@@ -96,6 +96,24 @@ struct RawWriter {
   void fragment(FrameType type, std::size_t n) { frame(type, std::vector<std::byte>(n, std::byte{0x33})); }
 };
 
+/// A child process asleep in spin_then_wait on a futex word in shared memory
+/// (30 s deadline): it exits 0 once `ready` is set and it looks, 1 if its
+/// deadline passes first. Constructed once the child has left its ticket.
+struct SleepingChild {
+  struct Words {
+    std::atomic<std::uint32_t> word, sleeper, ready;
+  };
+  Segment seg = Segment::anonymous(ch_off + sizeof(Words));
+  Words* w = ::new (static_cast<void*>(seg.base() + ch_off)) Words{{0}, {0}, {0}};
+  pid_t pid = mp_test::fork_child([this] {
+    return mp::detail::spin_then_wait(w->word, w->sleeper, [this] { return w->ready.load() != 0; },
+                                      Clock::now() + 30s) ? 0 : 1;
+  });
+  SleepingChild() {
+    while (w->sleeper.load() == 0) std::this_thread::sleep_for(1ms);
+  }
+};
+
 std::uint64_t as_u64(std::span<const std::byte> m) {
   std::uint64_t v = 0;
   REQUIRE(m.size() == sizeof v);
@@ -348,18 +366,11 @@ TEST_CASE("a doorbell wait times out and can be rung unconditionally", "[ring][d
 TEST_CASE("a notifier killed at any step of its wake leaves the sleeper to the next notifier", "[ring][fork]") {
   using WakeStep = mp::detail::TestAccess::WakeStep;
   const WakeStep upto = GENERATE(WakeStep::look, WakeStep::bump, WakeStep::bump_and_wake);
-  struct Words {
-    std::atomic<std::uint32_t> word, sleeper, ready;
-  };
-  Segment seg = Segment::anonymous(ch_off + sizeof(Words));
-  auto* w = ::new (static_cast<void*>(seg.base() + ch_off)) Words{{0}, {0}, {0}};
   // Every party is a process (no threads: a fork beside a running thread is
   // what TSan cannot follow): a sleeper, then two notifiers in turn.
-  pid_t sleeper = mp_test::fork_child([&] {
-    return mp::detail::spin_then_wait(w->word, w->sleeper, [&] { return w->ready.load() != 0; },
-                                      Clock::now() + 30s) ? 0 : 1;
-  });
-  while (w->sleeper.load() == 0) std::this_thread::sleep_for(1ms);
+  SleepingChild child;
+  SleepingChild::Words* w = child.w;
+  const pid_t sleeper = child.pid;
   std::this_thread::sleep_for(20ms);  // it is asleep in the futex now
   auto notify = [&](WakeStep steps) {  // publishes, runs its wake up to `steps`, dies
     return mp_test::fork_child([&] {
@@ -399,18 +410,9 @@ TEST_CASE("the next writer or reader after a dead one wakes the sleeper it owed 
 }
 
 TEST_CASE("a sleeper whose wake was lost looks again by itself", "[ring][fork]") {
-  struct Words {
-    std::atomic<std::uint32_t> word, sleeper, ready;
-  };
-  Segment seg = Segment::anonymous(ch_off + sizeof(Words));
-  auto* w = ::new (static_cast<void*>(seg.base() + ch_off)) Words{{0}, {0}, {0}};
-  pid_t sleeper = mp_test::fork_child([&] {
-    return mp::detail::spin_then_wait(w->word, w->sleeper, [&] { return w->ready.load() != 0; },
-                                      Clock::now() + 30s) ? 0 : 1;
-  });
-  while (w->sleeper.load() == 0) std::this_thread::sleep_for(1ms);
-  w->ready.store(1);  // published, and the notifier dies before its wake: no one wakes the sleeper
-  CHECK(mp_test::exited_with(mp_test::wait_child_within(sleeper, mp::detail::lost_wake_recheck + 5s), 0));
+  SleepingChild child;
+  child.w->ready.store(1);  // published, and the notifier dies before its wake: no one wakes the sleeper
+  CHECK(mp_test::exited_with(mp_test::wait_child_within(child.pid, mp::detail::lost_wake_recheck + 5s), 0));
 }
 
 TEST_CASE("a big message through a small ring across processes", "[ring][spsc][fork][big]") {
