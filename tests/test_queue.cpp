@@ -300,14 +300,21 @@ TEST_CASE("producers killed at random moments: everything fully put arrives once
   };
   std::mt19937 rng(12345);
   std::vector<pid_t> live{producer(0), producer(1)};
+  std::vector<std::uint32_t> live_ids{0, 1};
   std::uint32_t next_id = 2;
   for (int round = 0; round < 12; ++round) {
     std::this_thread::sleep_for(std::chrono::microseconds(rng() % 8000));
     const std::size_t k = rng() % live.size();
     kill_and_reap(live[k]);
-    live[k] = producer(next_id++);
+    live[k] = producer(next_id);
+    live_ids[k] = next_id++;
   }
-  std::this_thread::sleep_for(5ms);
+  // The last two are killed only once each has put something, so the test
+  // always checks delivered items, however slowly the producers start
+  // (under valgrind a fork takes longer than the random sleeps above).
+  const auto until = std::chrono::steady_clock::now() + 30s;
+  for (std::uint32_t id : live_ids)
+    while (done[id] == 0 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
   for (pid_t p : live) kill_and_reap(p);
   q.put({static_cast<std::uint32_t>(max_ids), 0}, 30s);
   CHECK(mp_test::exited_with(mp_test::wait_child(consumer), 0));
