@@ -140,7 +140,7 @@
 
 #include <mp/detail/codec_aggregate.hpp>
 #include <mp/detail/codec_io.hpp>
-#include <mp/detail/codec_std.hpp>
+#include <mp/detail/codec_containers.hpp>
 #include <mp/detail/codec_traits.hpp>
 #include <mp/detail/codec_user.hpp>
 #include <mp/detail/function_id.hpp>

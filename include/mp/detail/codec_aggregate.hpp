@@ -15,7 +15,7 @@
 // Bit-fields are sent as their declared type, field by field.
 #pragma once
 
-#include <mp/detail/codec_std.hpp>
+#include <mp/detail/codec_containers.hpp>
 
 #include <exception>
 

@@ -224,7 +224,7 @@ consteval Kind kind_of() {
   else return Kind::unsupported;
 }
 
-/// How T is encoded: specialised per Kind in codec_std.hpp / codec_user.hpp.
+/// How T is encoded: specialised per Kind in codec_std.hpp, codec_containers.hpp and codec_user.hpp.
 /// Every specialisation has: `sendable` (T can be encoded and decoded),
 /// `bitwise` (the encoding is T's object representation and every byte
 /// pattern is a valid T, so containers may memcpy blocks), `fixed` (encoded

@@ -2,7 +2,7 @@
 // mp::codec<T> (three forms), or cereal-style serialize()/save()+load().
 #pragma once
 
-#include <mp/detail/codec_std.hpp>
+#include <mp/detail/codec_containers.hpp>
 
 namespace mp::detail {
 
