@@ -1,5 +1,5 @@
 // Tests of mp::Pool: every method on edge-sized inputs, results of many
-// types, errors, initializer, maxtasksperchild, shutdown, worker death, leaks.
+// types, errors, shutdown, worker death, leaks (the options: test_pool_options).
 #include <catch2/catch.hpp>
 
 #include <mp/pool.hpp>
@@ -42,7 +42,6 @@ int add(int a, int b) { return a + b; }
 int identity(int x) { return x; }
 void nothing(int) {}
 void nothing2(int, int) {}
-int my_pid(int) { return static_cast<int>(::getpid()); }
 std::string repeat(std::string s, int n) {
   std::string out;
   for (int i = 0; i < n; ++i) out += s;
@@ -94,9 +93,6 @@ int suicide(int sig) {
   return 0;
 }
 
-int g_init_value = 0;
-void init_worker(int v, std::string s) { g_init_value = v + static_cast<int>(s.size()); }
-int read_init(int) { return g_init_value; }
 
 int count_within(std::array<int, 5> row, int lo, int hi) {
   int c = 0;
@@ -402,28 +398,6 @@ TEST_CASE("AsyncResult: get(timeout), wait(timeout), ready, successful, then", "
   CHECK(total == 14);
   CHECK(pool.apply(square, 2) == 4);  // the result thread went on: no second run came meanwhile
   CHECK(runs == 1);
-}
-
-TEST_CASE("initializer with arguments runs once in each worker before its tasks", "[pool]") {
-  mp::PoolOptions o;
-  o.processes = 2;
-  o.initializer = mp::initializer(init_worker, 40, std::string("ab"));
-  mp::Pool pool(o);
-  auto r = pool.map(read_init, std::views::iota(0, 20), 1);
-  CHECK(std::all_of(r.begin(), r.end(), [](int v) { return v == 42; }));
-}
-
-TEST_CASE("maxtasksperchild replaces a worker after N tasks", "[pool]") {
-  mp::PoolOptions o;
-  o.processes = 2;
-  o.maxtasksperchild = 3;
-  mp::Pool pool(o);
-  auto pids = pool.map(my_pid, std::views::iota(0, 30), 1);
-  std::map<int, int> per_pid;
-  for (int p : pids) ++per_pid[p];
-  CHECK(per_pid.size() >= 10);
-  for (auto& [pid, n] : per_pid) CHECK(n <= 3);
-  CHECK(pool.apply(square, 5) == 25);
 }
 
 TEST_CASE("submitting to a closed or terminated pool throws logic_error", "[pool]") {

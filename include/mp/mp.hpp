@@ -15,6 +15,7 @@
 #include <mp/async_result.hpp>
 #include <mp/wait.hpp>
 #include <mp/partial.hpp>
+#include <mp/pool_options.hpp>
 #include <mp/pool.hpp>
 #include <mp/progress.hpp>
 #include <mp/thread_pool.hpp>
