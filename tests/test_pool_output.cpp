@@ -15,6 +15,7 @@
 #include <iostream>
 #include <poll.h>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -176,4 +177,34 @@ TEST_CASE("a killed worker's partial line reaches the parent, and the pool goes 
   // The dead worker's half line comes first and alone: a newline ends it.
   CHECK(c.err.rfind(half + '\n', 0) == 0);
   CHECK(expected_lines(c.err.substr(half.size() + 1), true) == lines_per_task + 1);
+}
+
+namespace {
+void init_fails(int code) { throw std::runtime_error("cannot open rows.db, code " + std::to_string(code)); }
+}  // namespace
+
+TEST_CASE("an initializer's exception reaches the parent's stderr, and the pool's error points there", "[pool][output]") {
+  const std::string said = "its initializer threw: cannot open rows.db, code 5";
+  const Captured c = capture(
+      [&](auto wait_go) {
+        mp::PoolOptions o;
+        o.processes = 1;
+        o.initializer = mp::initializer(init_fails, 5);
+        mp::Pool pool(o);
+        int code = 1;
+        try {
+          pool.apply(chatter, 1);
+        } catch (const mp::WorkerLostError& e) {
+          code = std::string(e.what()).find("initializer threw (its message is on stderr)") != std::string::npos ? 0 : 2;
+        }
+        wait_go();
+        return code;
+      },
+      [&](const std::string&, const std::string& err) { return err.find(said) != std::string::npos; });
+  CHECK(c.in_time);
+  CHECK(mp_test::exited_with(c.status, 0));
+  const auto lines = lines_of(c.err);
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].rfind("mp::Pool worker ", 0) == 0);
+  CHECK(lines[0].find(said) != std::string::npos);
 }

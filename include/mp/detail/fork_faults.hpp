@@ -75,6 +75,10 @@ inline void ForkBackend::handle_events() {
   }
 }
 
+/// The error of every task of a pool whose worker's initializer threw.
+inline constexpr const char* initializer_failed_why =
+    "mp::Pool is broken: a worker's initializer threw (its message is on stderr), so no task can run";
+
 /// A worker is gone (reaped by the spawner): deliver what it sent, fail
 /// the task it had begun, requeue the rest, start a replacement.
 /// `after` ends the sentence of the WorkerLostError of the task it ran.
@@ -94,6 +98,7 @@ inline void ForkBackend::handle_death(unsigned i, const std::string& after) {
   }
   const pid_t pid = slot.pid.load();
   const int status = slot.status.load();
+  const bool init_failed = WIFEXITED(status) && WEXITSTATUS(status) == initializer_failed_exit;
   std::vector<InFlight> lost;
   std::vector<std::pair<InFlight, std::exception_ptr>> doomed;
   {
@@ -102,8 +107,7 @@ inline void ForkBackend::handle_death(unsigned i, const std::string& after) {
     if (slot.started.load() > w.answered && !w.inflight.empty()) w.take_running(opt_.retries, lost, doomed, retry_);
     requeue(w.take_unstarted(lost));
     w.reset(seg_, i);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == initializer_failed_exit)
-      broken(lost, "mp::Pool is broken: a worker's initializer failed, so no task can run");
+    if (init_failed) broken(lost, initializer_failed_why);
     if (phase() == Phase::running || phase() == Phase::closed) {
       slot.state.store(static_cast<std::uint32_t>(SlotState::spawning));  // before the spawner stores alive
       w.dead = false;
@@ -117,7 +121,8 @@ inline void ForkBackend::handle_death(unsigned i, const std::string& after) {
     idle_cv_.notify_all();
     pump();
   }
-  const auto err = std::make_exception_ptr(WorkerLostError(pid, describe_exit(pid, status, after)));
+  const auto err = std::make_exception_ptr(
+      WorkerLostError(pid, init_failed ? initializer_failed_why : describe_exit(pid, status, after)));
   for (auto& e : lost) e.sink->on_error(e.index, err);
   for (auto& [e, why] : doomed) e.sink->on_error(e.index, why);
 }

@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <string>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <vector>
 
 #include <mp/detail/pool_layout.hpp>
@@ -64,14 +65,30 @@ inline void apply_memory_limit(std::size_t bytes) noexcept {
 }
 
 /// Discards a result (the initializer's).
-class NullOut final : public ResultOut {
+class InitializerOut final : public ResultOut {
 public:
   void write(std::size_t n, EncodeRef enc) override {
     std::vector<std::byte> buf(n);
     enc(buf.data());
-    if (n > 0 && buf[0] != std::byte{0}) failed = true;
+    if (n > 0 && buf[0] != std::byte{0}) error_ = std::move(buf);
   }
-  bool failed = false;
+  bool failed() const noexcept { return !error_.empty(); }
+  /// The initializer's exception's what(), decoded from its error message.
+  std::string what() const {
+    std::exception_ptr err;
+    std::uint64_t index = 0;
+    try {
+      Reader r(error_);
+      if (!read_status(r, err, index) && err) std::rethrow_exception(err);
+    } catch (const std::exception& e) {
+      return e.what();
+    } catch (...) {
+    }
+    return "an exception not derived from std::exception";
+  }
+
+private:
+  std::vector<std::byte> error_;  // the error result message; empty: none
 };
 
 /// Exit code of a worker whose initializer threw.
@@ -172,9 +189,13 @@ inline int worker_main(const PoolSegment& seg, unsigned i, std::span<const std::
   SpscChannel results = seg.result_channel(i);
   if (!initializer.empty()) {
     slot.used.store(1, std::memory_order_seq_cst);
-    NullOut null;
-    run_task(initializer, null);
-    if (null.failed) return initializer_failed_exit;
+    InitializerOut init;
+    run_task(initializer, init);
+    if (init.failed()) {  // stderr reaches the parent's stderr (the spawner forwards it)
+      std::fprintf(stderr, "mp::Pool worker %d: its initializer threw: %s\n", static_cast<int>(::getpid()),
+                   init.what().c_str());
+      return initializer_failed_exit;
+    }
   }
   ChannelOut out(results, limits.max_result);
   TaskReader reader(tasks, slot, out, seg.ctl().doorbell);
