@@ -30,7 +30,11 @@
 #include <mp/async_result.hpp>
 #include <mp/cpu_count.hpp>
 #include <mp/detail/call_options.hpp>
+#ifdef MP_SEPARATE_COMPILATION  // the engine is compiled once, in the file including <mp/src.hpp>
+#include <mp/detail/compiled_fork_backend.hpp>
+#else
 #include <mp/detail/fork_backend.hpp>
+#endif
 #include <mp/detail/machine_local.hpp>
 #include <mp/detail/pool_imap.hpp>
 #include <mp/detail/pool_map.hpp>
@@ -389,6 +393,10 @@ private:
 };
 
 /// The pool of forked worker processes.
+#ifdef MP_SEPARATE_COMPILATION
+using Pool = basic_pool<detail::CompiledForkBackend>;
+#else
 using Pool = basic_pool<detail::ForkBackend>;
+#endif
 
 }  // namespace mp
