@@ -10,13 +10,19 @@
 // and is at least 1.
 #pragma once
 
-#include <algorithm>
-#include <cstdint>
-#include <fstream>
+#include <fcntl.h>
 #include <sched.h>
-#include <sstream>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <vector>
+
+#include <mp/detail/syscall.hpp>
 
 namespace mp {
 namespace detail {
@@ -33,44 +39,76 @@ inline unsigned affinity_cpu_count() noexcept {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
+/// The text of a small file of /proc or /sys; empty when it cannot be read.
+inline std::string read_small_file(const std::string& path) {
+  const int fd = retry_eintr([&] { return ::open(path.c_str(), O_RDONLY | O_CLOEXEC); });
+  if (fd < 0) return {};
+  std::string text;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = retry_eintr([&] { return ::read(fd, buf, sizeof buf); });
+    if (n <= 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return text;
+}
+
+/// The lines of `text`, without their newlines.
+inline std::vector<std::string_view> lines_of(std::string_view text) {
+  std::vector<std::string_view> out;
+  while (!text.empty()) {
+    const auto nl = text.find('\n');
+    out.push_back(text.substr(0, nl));
+    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+  }
+  return out;
+}
+
+/// The space-separated words of `line`.
+inline std::vector<std::string_view> words_of(std::string_view line) {
+  std::vector<std::string_view> out;
+  for (std::size_t i = line.find_first_not_of(' '); i != std::string_view::npos; i = line.find_first_not_of(' ', i)) {
+    const auto end = std::min(line.find(' ', i), line.size());
+    out.push_back(line.substr(i, end - i));
+    i = end;
+  }
+  return out;
+}
+
+/// Whether `w` starts with a decimal number; sets v to it (as `>>` read it).
+inline bool leading_u64(std::string_view w, std::uint64_t& v) {
+  return !w.empty() && std::from_chars(w.data(), w.data() + w.size(), v).ec == std::errc{};
+}
+
 /// The CPUs a cpu.max line allows: ceil(quota / period); 0 for "max", a
 /// malformed line or a zero period.
-inline unsigned parse_cpu_max(const std::string& line) {
-  std::istringstream in(line);
-  std::string quota;
-  std::uint64_t period = 0;
-  if (!(in >> quota >> period) || quota == "max" || period == 0) return 0;
-  std::uint64_t q = 0;
-  try {
-    q = std::stoull(quota);
-  } catch (...) {
-    return 0;
-  }
-  const std::uint64_t n = (q + period - 1) / period;
+inline unsigned parse_cpu_max(std::string_view line) {
+  const auto w = words_of(line);
+  std::uint64_t q = 0, period = 0;
+  if (w.size() < 2 || w[0] == "max" || !leading_u64(w[1], period) || period == 0 || !leading_u64(w[0], q)) return 0;
+  const std::uint64_t n = q / period + (q % period != 0 ? 1 : 0);
   return static_cast<unsigned>(std::max<std::uint64_t>(1, std::min<std::uint64_t>(n, 1u << 20)));
 }
 
 /// Where the cgroup v2 hierarchy is mounted ("" when it is not), from
 /// /proc/self/mountinfo.
 inline std::string cgroup2_mount() {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
+  const std::string text = read_small_file("/proc/self/mountinfo");
+  for (std::string_view line : lines_of(text)) {
     const auto dash = line.find(" - ");
-    if (dash == std::string::npos || line.compare(dash + 3, 8, "cgroup2 ") != 0) continue;
-    std::istringstream f(line);
-    std::string id, parent, devno, root, mount;
-    if (f >> id >> parent >> devno >> root >> mount) return mount;
+    if (dash == std::string_view::npos || line.substr(dash + 3, 8) != "cgroup2 ") continue;
+    const auto w = words_of(line);
+    if (w.size() >= 5) return std::string(w[4]);
   }
   return {};
 }
 
 /// This process's cgroup v2 path (the "0::<path>" line of /proc/self/cgroup).
 inline std::string cgroup2_path() {
-  std::ifstream in("/proc/self/cgroup");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("0::", 0) == 0) return line.substr(3);
+  const std::string text = read_small_file("/proc/self/cgroup");
+  for (std::string_view line : lines_of(text)) {
+    if (line.starts_with("0::")) return std::string(line.substr(3));
   }
   return {};
 }
@@ -80,12 +118,9 @@ inline std::string cgroup2_path() {
 inline unsigned cgroup_cpu_limit(const std::string& root, std::string rel) {
   unsigned best = 0;
   for (;;) {
-    std::ifstream f(root + rel + (rel.empty() || rel.back() == '/' ? "" : "/") + "cpu.max");
-    std::string line;
-    if (f && std::getline(f, line)) {
-      const unsigned n = parse_cpu_max(line);
-      if (n != 0 && (best == 0 || n < best)) best = n;
-    }
+    const std::string text = read_small_file(root + rel + (rel.empty() || rel.back() == '/' ? "" : "/") + "cpu.max");
+    const unsigned n = parse_cpu_max(std::string_view(text).substr(0, text.find('\n')));
+    if (n != 0 && (best == 0 || n < best)) best = n;
     if (rel.empty() || rel == "/") break;
     const auto slash = rel.find_last_of('/');
     rel = slash == std::string::npos ? std::string{} : rel.substr(0, slash);

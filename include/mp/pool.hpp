@@ -36,6 +36,7 @@
 #include <mp/detail/fork_backend.hpp>
 #endif
 #include <mp/detail/machine_local.hpp>
+#include <mp/detail/pids.hpp>
 #include <mp/detail/pool_imap.hpp>
 #include <mp/detail/pool_map.hpp>
 #include <mp/errors.hpp>

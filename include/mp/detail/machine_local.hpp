@@ -21,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include <mp/detail/shared_object.hpp>
+#include <mp/detail/handle_access.hpp>
 #include <mp/detail/sendable.hpp>
 
 namespace mp::detail {

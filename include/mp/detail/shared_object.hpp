@@ -49,6 +49,7 @@
 #include <unordered_map>
 
 #include <mp/detail/codec_traits.hpp>
+#include <mp/detail/handle_access.hpp>
 #include <mp/detail/pids.hpp>
 #include <mp/detail/shm.hpp>
 
@@ -174,26 +175,8 @@ private:
   std::uint64_t magic_ = 0;
 };
 
-struct HandleTag {};
-
 /// The tests' access to internals, defined in the tests (tests/test_access.hpp).
 struct TestAccess;
-
-/// Reaches a primitive's private handle fields and HandleTag constructor.
-struct HandleAccess {
-  template <class T>
-  static auto fields(const T& t) noexcept -> decltype(t.mp_handle_fields_()) {
-    return t.mp_handle_fields_();
-  }
-  template <class T, class... H>
-  static T make(H&&... h) {
-    return T(HandleTag{}, std::forward<H>(h)...);
-  }
-};
-
-/// A primitive made of shared-object handles (Lock, Value, ...).
-template <class T>
-concept shared_handle = requires(const T& t) { HandleAccess::fields(t); };
 
 }  // namespace mp::detail
 
