@@ -16,8 +16,17 @@
 #error "<mp/src.hpp> belongs to a program built with MP_SEPARATE_COMPILATION: define it for every file (e.g. -DMP_SEPARATE_COMPILATION), or drop this include to use mp header-only."
 #endif
 
+// The headers below define their MP_COMPILED functions only when they are
+// first included here, with MP_SOURCE set: another mp header included
+// earlier in this file would have brought them in without the definitions.
+#ifdef MP_COMPILED
+#error "<mp/src.hpp> must be the first mp header its file includes (best: its only one)."
+#endif
+#define MP_SOURCE
+
 #include <mp/detail/compiled_fork_backend.hpp>
 #include <mp/detail/fork_backend.hpp>
+#include <mp/detail/progress_bar.hpp>
 
 // Doxygen skips these definitions: their class is internal (mp::detail).
 /// @cond

@@ -14,10 +14,22 @@
 #include <string>
 #include <unistd.h>
 
+#include <mp/detail/compiled.hpp>
+
 namespace mp::detail {
 
 /// "mm:ss", or "h:mm:ss" past an hour.
-inline std::string clock_text(double seconds) {
+MP_COMPILED std::string clock_text(double seconds);
+/// One state of the bar: `done` of `total` (0: unknown) after `seconds`.
+MP_COMPILED std::string bar_text(std::size_t done, std::size_t total, double seconds);
+/// Writes "\r" + text (+ "\n" when final) to stderr in one write(2),
+/// clearing what a longer earlier line left. Errors are ignored: a bar
+/// must never fail the map it reports on.
+MP_COMPILED void draw_bar(const std::string& text, std::size_t& last_len, bool final);
+
+#if MP_DEFINE_COMPILED
+
+MP_COMPILED std::string clock_text(double seconds) {
   if (!(seconds >= 0) || seconds > 360000) return "?";
   const auto s = static_cast<long>(seconds);
   char buf[32];
@@ -29,8 +41,7 @@ inline std::string clock_text(double seconds) {
   return buf;
 }
 
-/// One state of the bar: `done` of `total` (0: unknown) after `seconds`.
-inline std::string bar_text(std::size_t done, std::size_t total, double seconds) {
+MP_COMPILED std::string bar_text(std::size_t done, std::size_t total, double seconds) {
   const double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0.0;
   char rate_buf[48];
   std::snprintf(rate_buf, sizeof rate_buf, "%.2f it/s", rate);
@@ -46,10 +57,7 @@ inline std::string bar_text(std::size_t done, std::size_t total, double seconds)
          ", " + rate_buf + "]";
 }
 
-/// Writes "\r" + text (+ "\n" when final) to stderr in one write(2),
-/// clearing what a longer earlier line left. Errors are ignored: a bar
-/// must never fail the map it reports on.
-inline void draw_bar(const std::string& text, std::size_t& last_len, bool final) {
+MP_COMPILED void draw_bar(const std::string& text, std::size_t& last_len, bool final) {
   std::string line = "\r" + text;
   if (text.size() < last_len) line.append(last_len - text.size(), ' ');
   last_len = text.size();
@@ -62,5 +70,6 @@ inline void draw_bar(const std::string& text, std::size_t& last_len, bool final)
     off += static_cast<std::size_t>(n);
   }
 }
+#endif  // MP_DEFINE_COMPILED
 
 }  // namespace mp::detail
