@@ -1,7 +1,7 @@
 // mp/detail/mpi_backend.hpp - rank 0's side of an MpiPool: the backend seam
 // (backend.hpp) over MPI ranks.
 //
-// submit() frames the task message (u64 seq | message, mpi_wire.hpp) on the
+// submit() frames the task message (a batch of one frame, mpi_wire.hpp) on the
 // caller's thread and queues it; one background thread makes every MPI
 // call: it hands queued tasks to the rank with the fewest in flight (at most
 // window * processes each), sends cancels, receives results and delivers
@@ -86,12 +86,11 @@ public:
   /// PoolNotRunning when closed. Thread-safe.
   void submit(std::size_t n, EncodeRef enc, std::shared_ptr<Sink> sink, std::size_t index) {
     sink->use_helper(helper_);
-    std::vector<std::byte> bytes(n + 8);
-    enc(bytes.data() + 8);
+    std::vector<std::byte> bytes = mpi_framed(0, n, enc);
     std::lock_guard lock(mu_);
     if (phase_ != Phase::running) throw PoolNotRunning(why_locked());
     const std::uint64_t seq = next_seq_++;
-    std::memcpy(bytes.data(), &seq, 8);
+    std::memcpy(bytes.data() + 8, &seq, 8);
     pending_.push_back({std::move(bytes), std::move(sink), index, seq});
     if (sleeping_) cv_.notify_one();
   }
@@ -292,13 +291,13 @@ private:
         Pending& p = pending_.front();
         inflight_.emplace(p.seq, InFlight{std::move(p.sink), p.index, r});
         ++*best;
-        out[static_cast<std::size_t>(r)].add(p.bytes);
+        out[static_cast<std::size_t>(r)].add(std::move(p.bytes));
         sent = true;
         pending_.pop_front();
       }
     }
     for (int r = 1; r < world_.size; ++r)
-      if (!out[static_cast<std::size_t>(r)].empty()) sender.send(r, mpi_task, out[static_cast<std::size_t>(r)].take());
+      for (auto& m : out[static_cast<std::size_t>(r)].take()) sender.send(r, mpi_task, std::move(m));
     for (const auto& c : cancels) {
       std::vector<std::byte> m(9);
       std::memcpy(m.data(), &c.seq, 8);

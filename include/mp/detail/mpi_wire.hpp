@@ -6,8 +6,10 @@
 //   tag stop    0 -> r   (empty) finish the local pool's tasks, then exit
 //   tag kill    0 -> r   (empty) kill the local pool, then exit
 //   tag result  r -> 0   a batch of frames: u64 seq | result message (protocol.hpp)
-//   a batch is one or more (u64 length | frame): the tasks (results) ready
-//   for one rank at one time travel in one MPI message
+//   a batch is one or more (u64 length | frame): the small tasks (results)
+//   ready for one rank at one time travel in one MPI message; a frame of
+//   mpi_alone_bytes or more is a batch by itself, sent from the buffer it
+//   was encoded in (each frame is built as a batch of one: mpi_framed)
 //   tag big     either   u64 inner tag | u64 size: the next `part` messages
 //   tag part    either   from that source carry the message, in order
 //
@@ -45,31 +47,55 @@ enum MpiTag : int { mpi_task = 1, mpi_cancel, mpi_stop, mpi_kill, mpi_result, mp
 /// The largest single MPI message mp sends (bytes).
 inline constexpr std::size_t mpi_part_bytes = std::size_t{8} << 20;
 
-/// A buffer that starts with u64 seq, then `n` bytes written by enc.
-inline std::vector<std::byte> mpi_frame(std::uint64_t seq, std::size_t n, EncodeRef enc) {
-  std::vector<std::byte> out(8 + n);
+/// The smallest frame that travels as a message of its own (a batch of one,
+/// sent from the buffer it was built in); smaller ones are joined.
+inline constexpr std::size_t mpi_alone_bytes = std::size_t{16} << 10;
+
+/// A batch of one frame: u64 length | u64 seq | `n` bytes written by enc.
+inline std::vector<std::byte> mpi_framed(std::uint64_t seq, std::size_t n, EncodeRef enc) {
+  std::vector<std::byte> out(16 + n);
   std::byte* p = out.data();
-  if (p == nullptr) return out;  // never (8 + n > 0); tells the optimizer so
-  std::memcpy(p, &seq, 8);
-  enc(p + 8);
+  if (p == nullptr) return out;  // never (16 + n > 0); tells the optimizer so
+  const std::uint64_t len = 8 + n;
+  std::memcpy(p, &len, 8);
+  std::memcpy(p + 8, &seq, 8);
+  enc(p + 16);
   return out;
 }
 
-/// Frames gathered into one message (see the file comment).
+/// The seq of a batch of one frame (mpi_framed).
+inline std::uint64_t mpi_framed_seq(std::span<const std::byte> framed) noexcept {
+  std::uint64_t seq = 0;
+  if (framed.size() >= 16) std::memcpy(&seq, framed.data() + 8, 8);
+  return seq;
+}
+
+/// The messages that carry the frames ready for one rank (see the file
+/// comment): frames of mpi_alone_bytes or more go alone, without a copy;
+/// the others are joined into one message.
 class MpiBatch {
 public:
-  void add(std::span<const std::byte> frame) {
-    const std::uint64_t n = frame.size();
-    const std::size_t at = bytes_.size();
-    bytes_.resize(at + 8 + frame.size());
-    std::memcpy(bytes_.data() + at, &n, 8);
-    if (!frame.empty()) std::memcpy(bytes_.data() + at + 8, frame.data(), frame.size());
+  /// Takes a batch of one frame (mpi_framed).
+  void add(std::vector<std::byte> framed) {
+    if (framed.size() >= mpi_alone_bytes) {
+      out_.push_back(std::move(framed));
+    } else if (joined_.empty()) {
+      joined_ = std::move(framed);
+    } else {
+      joined_.insert(joined_.end(), framed.begin(), framed.end());
+    }
   }
-  [[nodiscard]] bool empty() const noexcept { return bytes_.empty(); }
-  std::vector<std::byte> take() noexcept { return std::move(bytes_); }
+  [[nodiscard]] bool empty() const noexcept { return joined_.empty() && out_.empty(); }
+  /// The messages, each a batch; the batch is empty afterwards.
+  std::vector<std::vector<std::byte>> take() {
+    if (!joined_.empty()) out_.push_back(std::move(joined_));
+    joined_.clear();
+    return std::move(out_);
+  }
 
 private:
-  std::vector<std::byte> bytes_;
+  std::vector<std::byte> joined_;
+  std::vector<std::vector<std::byte>> out_;
 };
 
 /// Calls on(frame) for each frame of a batch. Throws mp::DecodeError when
@@ -86,11 +112,11 @@ void for_each_frame(std::span<const std::byte> m, On&& on) {
   }
 }
 
-/// A worker rank's ResultOut: the result message, framed for rank 0.
+/// A worker rank's ResultOut: the result message, a batch of one frame.
 class MpiResultOut final : public ResultOut {
 public:
   explicit MpiResultOut(std::uint64_t seq) noexcept : seq_(seq) {}
-  void write(std::size_t n, EncodeRef enc) override { bytes = mpi_frame(seq_, n, enc); }
+  void write(std::size_t n, EncodeRef enc) override { bytes = mpi_framed(seq_, n, enc); }
   std::vector<std::byte> bytes;
 
 private:

@@ -95,7 +95,7 @@ private:
     Forward(MpiWorkerRank& rank, std::uint64_t seq) noexcept : rank_(rank), seq_(seq) {}
     void on_result(std::size_t, std::span<const std::byte> msg) noexcept override {
       auto copy = [&](std::byte* p) { std::memcpy(p, msg.data(), msg.size()); };
-      rank_.post(mpi_frame(seq_, msg.size(), copy));
+      rank_.post(mpi_framed(seq_, msg.size(), copy));
     }
     /// The local pool's reader of results (the same for every task).
     void use_helper(const std::shared_ptr<WaitHelper>& h) noexcept override { rank_.reader_ = h; }
@@ -203,12 +203,10 @@ private:
     if (out.empty()) return false;
     MpiBatch batch;
     for (auto& m : out) {
-      std::uint64_t seq = 0;
-      std::memcpy(&seq, m.data(), 8);
-      sinks_.erase(seq);
-      batch.add(m);
+      sinks_.erase(mpi_framed_seq(m));
+      batch.add(std::move(m));
     }
-    sender_.send(0, mpi_result, batch.take());
+    for (auto& m : batch.take()) sender_.send(0, mpi_result, std::move(m));
     return true;
   }
 
