@@ -78,7 +78,7 @@ public:
   /// and never returns. Throws std::invalid_argument for an option MPI
   /// cannot honour, what mpi_start throws on rank 0.
   explicit MpiBackend(const BackendOptions& o)
-      : opt_(checked(o)), world_(mpi_start()), sender_(world_.comm), receiver_(world_.comm) {
+      : opt_(checked(o)), world_(mpi_start()), sender_(world_.comm, &buffers_), receiver_(world_.comm) {
     if (world_.rank != 0) MpiWorkerRank(world_, opt_).serve();
     inflight_per_rank_.assign(static_cast<std::size_t>(world_.size), 0);
     helper_ = std::make_shared<MpiHelper>(this);
@@ -111,7 +111,7 @@ public:
   /// PoolNotRunning when closed. Thread-safe.
   void submit(std::size_t n, EncodeRef enc, std::shared_ptr<Sink> sink, std::size_t index) {
     sink->use_helper(helper_);
-    std::vector<std::byte> bytes = mpi_framed(0, n, enc);
+    std::vector<std::byte> bytes = mpi_framed(0, n, enc, &buffers_);
     std::lock_guard lock(mu_);
     if (phase_ != Phase::running) throw PoolNotRunning(why_locked());
     const std::uint64_t seq = next_seq_++;
@@ -308,6 +308,7 @@ private:
   // role_: held by the one thread making MPI calls (the MPI thread, or a
   // waiter in help()); taken before mu_.
   std::mutex role_;
+  MpiBufferPool buffers_;  // of task frames
   MpiSender sender_;      // under role_
   MpiReceiver receiver_;  // under role_
   bool mpi_closed_ = false;    // under role_: the communicator is freed

@@ -32,6 +32,7 @@
 #include <exception>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -51,9 +52,48 @@ inline constexpr std::size_t mpi_part_bytes = std::size_t{8} << 20;
 /// sent from the buffer it was built in); smaller ones are joined.
 inline constexpr std::size_t mpi_alone_bytes = std::size_t{16} << 10;
 
-/// A batch of one frame: u64 length | u64 seq | `n` bytes written by enc.
-inline std::vector<std::byte> mpi_framed(std::uint64_t seq, std::size_t n, EncodeRef enc) {
-  std::vector<std::byte> out(16 + n);
+/// The buffers of finished sends of mpi_alone_bytes or more (up to 1 MiB
+/// each, 16 MiB in all), kept for the next frames: a map's chunks then
+/// reuse memory that is mapped already rather than fault in fresh pages.
+/// Thread-safe.
+class MpiBufferPool {
+public:
+  /// A buffer of n bytes whose contents the caller overwrites.
+  std::vector<std::byte> take(std::size_t n) {
+    if (n >= mpi_alone_bytes) {
+      std::lock_guard lock(mu_);
+      for (std::size_t i = free_.size(); i-- > 0;) {
+        if (free_[i].capacity() < n || free_[i].capacity() > 2 * n) continue;
+        std::vector<std::byte> b = std::move(free_[i]);
+        free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i));
+        kept_ -= b.capacity();
+        b.resize(n);
+        return b;
+      }
+    }
+    return std::vector<std::byte>(n);
+  }
+  /// Keeps b for take() if it is of a size worth keeping and there is room.
+  void give(std::vector<std::byte> b) {
+    const std::size_t c = b.capacity();
+    if (c < mpi_alone_bytes || c > (std::size_t{1} << 20)) return;
+    std::lock_guard lock(mu_);
+    if (kept_ + c > (std::size_t{16} << 20)) return;
+    kept_ += c;
+    free_.push_back(std::move(b));
+  }
+
+private:
+  std::mutex mu_;
+  std::vector<std::vector<std::byte>> free_;
+  std::size_t kept_ = 0;  // their capacities, in bytes
+};
+
+/// A batch of one frame: u64 length | u64 seq | `n` bytes written by enc
+/// (in a buffer from `pool` when given).
+inline std::vector<std::byte> mpi_framed(std::uint64_t seq, std::size_t n, EncodeRef enc,
+                                         MpiBufferPool* pool = nullptr) {
+  std::vector<std::byte> out = pool != nullptr ? pool->take(16 + n) : std::vector<std::byte>(16 + n);
   std::byte* p = out.data();
   if (p == nullptr) return out;  // never (16 + n > 0); tells the optimizer so
   const std::uint64_t len = 8 + n;
@@ -127,7 +167,8 @@ private:
 /// One thread only (the one that makes mp's MPI calls).
 class MpiSender {
 public:
-  explicit MpiSender(MPI_Comm comm) noexcept : comm_(comm) {}
+  /// Buffers of finished sends go to `pool` when given.
+  explicit MpiSender(MPI_Comm comm, MpiBufferPool* pool = nullptr) noexcept : comm_(comm), pool_(pool) {}
 
   /// Starts sending msg to dest; in parts when larger than mpi_part_bytes.
   /// Never blocks. Throws std::runtime_error when MPI fails.
@@ -154,6 +195,7 @@ public:
       auto& reqs = out_.front()->reqs;
       mpi_check(MPI_Testall(static_cast<int>(reqs.size()), reqs.data(), &done, MPI_STATUSES_IGNORE), "MPI_Testall");
       if (done == 0) break;
+      if (pool_ != nullptr) pool_->give(std::move(out_.front()->bytes));
       out_.pop_front();
       did = true;
     }
@@ -183,6 +225,7 @@ private:
   }
 
   MPI_Comm comm_;
+  MpiBufferPool* pool_;
   std::deque<std::unique_ptr<Out>> out_;
 };
 

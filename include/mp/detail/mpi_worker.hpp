@@ -68,7 +68,7 @@ private:
 class MpiWorkerRank {
 public:
   MpiWorkerRank(MpiWorld& w, const BackendOptions& o)
-      : world_(w), sender_(w.comm), receiver_(w.comm),
+      : world_(w), sender_(w.comm, &buffers_), receiver_(w.comm),
         where_(" (on MPI rank " + std::to_string(w.rank) + ", host " + w.hosts[static_cast<std::size_t>(w.rank)] + ")") {
     pool_.emplace(o);
   }
@@ -95,7 +95,7 @@ private:
     Forward(MpiWorkerRank& rank, std::uint64_t seq) noexcept : rank_(rank), seq_(seq) {}
     void on_result(std::size_t, std::span<const std::byte> msg) noexcept override {
       auto copy = [&](std::byte* p) { std::memcpy(p, msg.data(), msg.size()); };
-      rank_.post(mpi_framed(seq_, msg.size(), copy));
+      rank_.post(mpi_framed(seq_, msg.size(), copy, &rank_.buffers_));
     }
     /// The local pool's reader of results (the same for every task).
     void use_helper(const std::shared_ptr<WaitHelper>& h) noexcept override { rank_.reader_ = h; }
@@ -211,6 +211,7 @@ private:
   }
 
   MpiWorld& world_;
+  MpiBufferPool buffers_;  // of result frames
   MpiSender sender_;
   MpiReceiver receiver_;
   std::string where_;
