@@ -83,6 +83,7 @@ public:
     inflight_per_rank_.assign(static_cast<std::size_t>(world_.size), 0);
     helper_ = std::make_shared<MpiHelper>(this);
     thread_ = std::thread([this] { run(); });
+    thread_id_ = thread_.get_id();
   }
 
   MpiBackend(const MpiBackend&) = delete;
@@ -182,7 +183,7 @@ public:
   /// thread makes MPI calls now; results whose sinks have callbacks are left
   /// to the MPI thread. Returns whether it did anything. Never blocks.
   bool help() noexcept {
-    if (std::this_thread::get_id() == thread_.get_id()) return false;  // a callback: role_ is held
+    if (std::this_thread::get_id() == thread_id_) return false;  // a callback: role_ is held
     std::unique_lock role(role_, std::try_to_lock);
     if (!role.owns_lock() || mpi_closed_ || fault_) return false;
     try {
@@ -326,6 +327,7 @@ private:
   bool sleeping_ = false;
   std::string broken_why_;  // why the pool is broken ("" if it never was; under mu_)
   std::thread thread_;
+  std::thread::id thread_id_;  // thread_'s, kept: join() clears thread_'s
 };
 
 inline bool MpiHelper::help() noexcept {
