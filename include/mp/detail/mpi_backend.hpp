@@ -1,14 +1,19 @@
 // mp/detail/mpi_backend.hpp - rank 0's side of an MpiPool: the backend seam
 // (backend.hpp) over MPI ranks.
 //
-// submit() frames the task message (u64 seq | message, mpi_wire.hpp) on the
-// caller's thread and queues it; one background thread makes every MPI
-// call: it hands queued tasks to the rank with the fewest in flight (at most
-// window * processes each), sends cancels, receives results and delivers
-// them to their sinks (so `then` callbacks run on it), and at the end sends
-// each rank stop (join) or kill (terminate). It polls as MpiPacer says;
-// once that says sleep and no task is out, it sleeps on a condition
-// variable until a submission, join or terminate.
+// submit() frames the task message (a batch of one frame, mpi_wire.hpp) on the
+// caller's thread and queues it. One thread at a time makes MPI calls (it
+// holds role_): a background thread (the MPI thread, mpi_thread.hpp) hands
+// queued tasks to the rank with the fewest in flight (at most window *
+// processes each), sends cancels, receives results and delivers them to
+// their sinks (so `then` callbacks run on it), and at the end sends each
+// rank stop (join) or kill (terminate). It polls as MpiPacer says; once
+// that says sleep and no task is out, it sleeps on a condition variable
+// until a submission, join or terminate. A caller spinning in
+// AsyncResult::get does those polls itself (help(), through MpiHelper)
+// while the MPI thread stands back on a futex (1 ms at most), so a round
+// trip needs no hand-off between threads on rank 0; results whose sinks
+// have callbacks it leaves to the MPI thread.
 //
 // Faults come back from the worker ranks as result messages (pool errors,
 // protocol.hpp). A failing MPI call (a rank lost, if the MPI library
@@ -30,7 +35,7 @@
 #include <vector>
 
 #include <mp/detail/backend.hpp>
-#include <mp/detail/cancel_helper.hpp>
+#include <mp/detail/futex.hpp>
 #include <mp/detail/mpi_env.hpp>
 #include <mp/detail/mpi_wire.hpp>
 #include <mp/detail/mpi_worker.hpp>
@@ -42,8 +47,27 @@ namespace mp::detail {
 
 class MpiBackend;
 
-/// What a future of an MpiPool task calls to cancel it.
-using MpiHelper = CancelHelper<MpiBackend>;
+/// What a future of an MpiPool task calls while it waits (help: make the
+/// MPI thread's polls itself) and to cancel it. Outlives the backend
+/// (futures may), so the backend detaches it when it ends.
+class MpiHelper final : public WaitHelper {
+public:
+  explicit MpiHelper(MpiBackend* b) noexcept : backend_(b) {}
+  bool help() noexcept override;
+  bool cancel(const Sink* s, bool running) noexcept override;
+  void detach() noexcept {
+    std::lock_guard lock(mu_);
+    backend_ = nullptr;
+  }
+  /// Whether a waiter is spinning (the MPI thread then stands back).
+  [[nodiscard]] bool helping() const noexcept { return active_.load(std::memory_order_seq_cst) != 0; }
+  /// The futex word the MPI thread sleeps on while standing back.
+  std::atomic<std::uint32_t>& active_word() noexcept { return active_; }
+
+private:
+  std::recursive_mutex mu_;  // a cancelled task's callback may cancel another
+  MpiBackend* backend_;
+};
 
 class MpiBackend {
 public:
@@ -53,11 +77,13 @@ public:
   /// Starts the pool on this rank (mpi_start). On a worker rank serves tasks
   /// and never returns. Throws std::invalid_argument for an option MPI
   /// cannot honour, what mpi_start throws on rank 0.
-  explicit MpiBackend(const BackendOptions& o) : opt_(checked(o)), world_(mpi_start()) {
+  explicit MpiBackend(const BackendOptions& o)
+      : opt_(checked(o)), world_(mpi_start()), sender_(world_.comm, &buffers_), receiver_(world_.comm) {
     if (world_.rank != 0) MpiWorkerRank(world_, opt_).serve();
     inflight_per_rank_.assign(static_cast<std::size_t>(world_.size), 0);
     helper_ = std::make_shared<MpiHelper>(this);
     thread_ = std::thread([this] { run(); });
+    thread_id_ = thread_.get_id();
   }
 
   MpiBackend(const MpiBackend&) = delete;
@@ -86,12 +112,11 @@ public:
   /// PoolNotRunning when closed. Thread-safe.
   void submit(std::size_t n, EncodeRef enc, std::shared_ptr<Sink> sink, std::size_t index) {
     sink->use_helper(helper_);
-    std::vector<std::byte> bytes(n + 8);
-    enc(bytes.data() + 8);
+    std::vector<std::byte> bytes = mpi_framed(0, n, enc, &buffers_);
     std::lock_guard lock(mu_);
     if (phase_ != Phase::running) throw PoolNotRunning(why_locked());
     const std::uint64_t seq = next_seq_++;
-    std::memcpy(bytes.data(), &seq, 8);
+    std::memcpy(bytes.data() + 8, &seq, 8);
     pending_.push_back({std::move(bytes), std::move(sink), index, seq});
     if (sleeping_) cv_.notify_one();
   }
@@ -135,6 +160,7 @@ public:
       if (phase_ == Phase::closed || phase_ == Phase::broken || phase_ == Phase::stopping) set_phase(Phase::stopping);
       cv_.notify_one();
     }
+    futex_wake_all(helper_->active_word());
     if (thread_.joinable()) thread_.join();
     return true;
   }
@@ -147,8 +173,26 @@ public:
       if (phase_ != Phase::ended) set_phase(Phase::terminated);
       cv_.notify_one();
     }
+    futex_wake_all(helper_->active_word());
     idle_cv_.notify_all();
     if (std::this_thread::get_id() != thread_.get_id() && thread_.joinable()) thread_.join();
+  }
+
+  /// A waiting caller's turn at the MPI thread's polling (MpiHelper): sends
+  /// queued tasks and delivers the results that are in, unless another
+  /// thread makes MPI calls now; results whose sinks have callbacks are left
+  /// to the MPI thread. Returns whether it did anything. Never blocks.
+  bool help() noexcept {
+    if (std::this_thread::get_id() == thread_id_) return false;  // a callback: role_ is held
+    std::unique_lock role(role_, std::try_to_lock);
+    if (!role.owns_lock() || mpi_closed_ || fault_) return false;
+    try {
+      return poll(false);
+    } catch (...) {
+      fault_ = std::current_exception();  // the MPI thread breaks the pool
+      futex_wake_all(helper_->active_word());
+      return false;
+    }
   }
 
   /// Cancels sink s's tasks not sent yet (CancelledError) and asks the ranks
@@ -210,7 +254,7 @@ private:
     return o;
   }
 
-  std::size_t outstanding() const { return pending_.size() + inflight_.size(); }
+  std::size_t outstanding() const { return pending_.size() + inflight_.size() + deferring_; }
 
   // ---- lifecycle (pool_phase.hpp) -----------------------------------------------
 
@@ -224,113 +268,16 @@ private:
   /// The sentence PoolNotRunning carries (under mu_).
   [[nodiscard]] std::string why_locked() const { return broken_why_.empty() ? std::string(not_running) : broken_why_; }
 
-  void run() {
-    try {
-      loop();
-    } catch (const std::exception& e) {
-      broken(std::string("mp::MpiPool is broken: ") + e.what());
-    }
-    std::vector<InFlight> lost;
-    {
-      std::lock_guard lock(mu_);
-      take_all(lost);
-    }
-    const auto err = std::make_exception_ptr(
-        ClosedError("mp::Pool was terminated before this task finished; its result will never come"));
-    for (auto& e : lost) e.sink->on_error(e.index, err);
-    MPI_Comm_free(&world_.comm);
-  }
-
-  void loop() {
-    MpiSender sender(world_.comm);
-    MpiReceiver receiver(world_.comm);
-    MpiPacer pacer;
-    auto on_msg = [&](int src, int tag, std::span<const std::byte> m) { deliver(src, tag, m); };
-    for (;;) {
-      bool did = dispatch(sender);
-      for (int i = 0; i < 64 && receiver.poll(on_msg); ++i) did = true;
-      did = sender.progress() || did;
-      std::unique_lock lock(mu_);
-      if (phase_ == Phase::terminated || (phase_ == Phase::stopping && outstanding() == 0)) {
-        const int tag = phase_ == Phase::terminated ? mpi_kill : mpi_stop;
-        set_phase(Phase::ended);
-        lock.unlock();
-        for (int r = 1; r < world_.size; ++r) sender.send(r, tag, {});
-        sender.drain();
-        idle_cv_.notify_all();
-        return;
-      }
-      if (did || !cancels_.empty()) {
-        pacer.next(true, true);
-        continue;
-      }
-      const auto sleep = pacer.next(false, !inflight_.empty());
-      if (sleep == Clock::duration::zero()) continue;
-      sleeping_ = true;
-      if (inflight_.empty() && pending_.empty() && sender.idle()) {  // nothing can arrive: sleep until told
-        cv_.wait(lock, [&] { return !pending_.empty() || phase_ == Phase::terminated || phase_ == Phase::stopping; });
-      } else {
-        cv_.wait_for(lock, sleep);
-      }
-      sleeping_ = false;
-    }
-  }
-
-  /// Sends queued tasks to ranks with room, and queued cancels.
-  bool dispatch(MpiSender& sender) {
-    std::vector<MpiBatch> out(static_cast<std::size_t>(world_.size));
-    bool sent = false;
-    std::vector<Cancel> cancels;
-    {
-      std::lock_guard lock(mu_);
-      cancels.swap(cancels_);
-      const std::size_t window = std::size_t{opt_.window} * opt_.processes;
-      while (!pending_.empty()) {
-        const auto best = std::min_element(inflight_per_rank_.begin() + 1, inflight_per_rank_.end());
-        if (*best >= window) break;
-        const int r = static_cast<int>(best - inflight_per_rank_.begin());
-        Pending& p = pending_.front();
-        inflight_.emplace(p.seq, InFlight{std::move(p.sink), p.index, r});
-        ++*best;
-        out[static_cast<std::size_t>(r)].add(p.bytes);
-        sent = true;
-        pending_.pop_front();
-      }
-    }
-    for (int r = 1; r < world_.size; ++r)
-      if (!out[static_cast<std::size_t>(r)].empty()) sender.send(r, mpi_task, out[static_cast<std::size_t>(r)].take());
-    for (const auto& c : cancels) {
-      std::vector<std::byte> m(9);
-      std::memcpy(m.data(), &c.seq, 8);
-      m[8] = std::byte{c.running ? std::uint8_t{1} : std::uint8_t{0}};
-      sender.send(c.rank, mpi_cancel, std::move(m));
-    }
-    return sent || !cancels.empty();
-  }
-
-  /// A message from a worker rank: a batch of results and faults.
-  void deliver(int src, int tag, std::span<const std::byte> batch) {
-    if (tag != mpi_result) throw DecodeError("mp::MpiPool: a worker rank sent a message mp does not know");
-    for_each_frame(batch, [&](std::span<const std::byte> m) { deliver_one(src, m); });
-  }
-
-  /// One result frame: u64 seq | result message, to its sink.
-  void deliver_one(int src, std::span<const std::byte> m) {
-    if (m.size() < 8) throw DecodeError("mp::MpiPool: a result frame is shorter than its sequence number");
-    std::uint64_t seq = 0;
-    std::memcpy(&seq, m.data(), 8);
-    InFlight e;
-    {
-      std::lock_guard lock(mu_);
-      auto it = inflight_.find(seq);
-      if (it == inflight_.end()) return;  // failed already (terminate)
-      e = std::move(it->second);
-      inflight_.erase(it);
-      --inflight_per_rank_[static_cast<std::size_t>(src)];
-      if (phase_ != Phase::running) idle_cv_.notify_all();
-    }
-    e.sink->on_result(e.index, m.subspan(8));
-  }
+  // ---- the MPI thread: mpi_thread.hpp ----------------------------------------
+  void run();
+  void loop();
+  bool poll(bool on_thread);
+  void stand_back();
+  void end(std::unique_lock<std::mutex>& lock);
+  bool run_deferred();
+  bool dispatch(MpiSender& sender);
+  void deliver(int src, int tag, std::span<const std::byte> batch, bool on_thread);
+  void deliver_one(int src, std::span<const std::byte> m, bool on_thread);
 
   /// Every unfinished task, taken out of the bookkeeping (under mu_).
   void take_all(std::vector<InFlight>& lost) {
@@ -359,17 +306,45 @@ private:
   BackendOptions opt_;
   MpiWorld world_;
   std::shared_ptr<MpiHelper> helper_;
+  // role_: held by the one thread making MPI calls (the MPI thread, or a
+  // waiter in help()); taken before mu_.
+  std::mutex role_;
+  MpiBufferPool buffers_;  // of task frames
+  MpiSender sender_;      // under role_
+  MpiReceiver receiver_;  // under role_
+  bool mpi_closed_ = false;    // under role_: the communicator is freed
+  std::exception_ptr fault_;   // under role_: what a waiter's MPI call threw
   std::mutex mu_;
   std::condition_variable cv_, idle_cv_;
   std::deque<Pending> pending_;
   std::unordered_map<std::uint64_t, InFlight> inflight_;
   std::vector<std::size_t> inflight_per_rank_;  // index: rank (0 unused)
   std::vector<Cancel> cancels_;
+  std::vector<std::pair<InFlight, std::vector<std::byte>>> deferred_;  // results for the MPI thread (callbacks)
+  std::size_t deferring_ = 0;  // results deferred and not yet delivered
   std::uint64_t next_seq_ = 0;
   Phase phase_ = Phase::running;  // under mu_
   bool sleeping_ = false;
   std::string broken_why_;  // why the pool is broken ("" if it never was; under mu_)
   std::thread thread_;
+  std::thread::id thread_id_;  // thread_'s, kept: join() clears thread_'s
 };
 
+inline bool MpiHelper::help() noexcept {
+  std::unique_lock lock(mu_, std::try_to_lock);
+  return lock.owns_lock() && backend_ != nullptr && backend_->help();
+}
+
+inline bool MpiHelper::cancel(const Sink* s, bool running) noexcept {
+  std::lock_guard lock(mu_);
+  if (backend_ == nullptr) return false;
+  try {
+    return backend_->cancel(s, running);
+  } catch (...) {
+    return false;
+  }
+}
+
 }  // namespace mp::detail
+
+#include <mp/detail/mpi_thread.hpp>

@@ -3,10 +3,10 @@
 // every rank runs the same binary.
 //
 // Every rank calls mpi_start() from the pool's constructor. It initializes
-// MPI when the program has not (MPI_THREAD_SERIALIZED: on rank 0 a
-// background thread makes all of mp's MPI calls), or checks that a program
-// which initialized MPI itself asked for MPI_THREAD_MULTIPLE (it may call
-// MPI while that thread does). It duplicates MPI_COMM_WORLD, so mp's
+// MPI when the program has not (MPI_THREAD_SERIALIZED: on rank 0 one
+// thread at a time makes mp's MPI calls, the pool's background thread or a
+// thread waiting for a result), or checks that a program which initialized
+// MPI itself asked for MPI_THREAD_MULTIPLE (it may call MPI while mp does). It duplicates MPI_COMM_WORLD, so mp's
 // messages never match the program's own receives, and gathers each rank's
 // executable id (function_id.hpp: the ELF build-id), pid and host. A rank
 // whose executable differs fails the start on rank 0 with a sentence naming

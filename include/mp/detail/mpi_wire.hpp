@@ -6,8 +6,10 @@
 //   tag stop    0 -> r   (empty) finish the local pool's tasks, then exit
 //   tag kill    0 -> r   (empty) kill the local pool, then exit
 //   tag result  r -> 0   a batch of frames: u64 seq | result message (protocol.hpp)
-//   a batch is one or more (u64 length | frame): the tasks (results) ready
-//   for one rank at one time travel in one MPI message
+//   a batch is one or more (u64 length | frame): the small tasks (results)
+//   ready for one rank at one time travel in one MPI message; a frame of
+//   mpi_alone_bytes or more is a batch by itself, sent from the buffer it
+//   was encoded in (each frame is built as a batch of one: mpi_framed)
 //   tag big     either   u64 inner tag | u64 size: the next `part` messages
 //   tag part    either   from that source carry the message, in order
 //
@@ -30,6 +32,7 @@
 #include <exception>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -45,31 +48,94 @@ enum MpiTag : int { mpi_task = 1, mpi_cancel, mpi_stop, mpi_kill, mpi_result, mp
 /// The largest single MPI message mp sends (bytes).
 inline constexpr std::size_t mpi_part_bytes = std::size_t{8} << 20;
 
-/// A buffer that starts with u64 seq, then `n` bytes written by enc.
-inline std::vector<std::byte> mpi_frame(std::uint64_t seq, std::size_t n, EncodeRef enc) {
-  std::vector<std::byte> out(8 + n);
+/// The smallest frame that travels as a message of its own (a batch of one,
+/// sent from the buffer it was built in); smaller ones are joined.
+inline constexpr std::size_t mpi_alone_bytes = std::size_t{16} << 10;
+
+/// The buffers of finished sends of mpi_alone_bytes or more (up to 1 MiB
+/// each, 16 MiB in all), kept for the next frames: a map's chunks then
+/// reuse memory that is mapped already rather than fault in fresh pages.
+/// Thread-safe.
+class MpiBufferPool {
+public:
+  /// A buffer of n bytes whose contents the caller overwrites.
+  std::vector<std::byte> take(std::size_t n) {
+    if (n >= mpi_alone_bytes) {
+      std::lock_guard lock(mu_);
+      for (std::size_t i = free_.size(); i-- > 0;) {
+        if (free_[i].capacity() < n || free_[i].capacity() > 2 * n) continue;
+        std::vector<std::byte> b = std::move(free_[i]);
+        free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i));
+        kept_ -= b.capacity();
+        b.resize(n);
+        return b;
+      }
+    }
+    return std::vector<std::byte>(n);
+  }
+  /// Keeps b for take() if it is of a size worth keeping and there is room.
+  void give(std::vector<std::byte> b) {
+    const std::size_t c = b.capacity();
+    if (c < mpi_alone_bytes || c > (std::size_t{1} << 20)) return;
+    std::lock_guard lock(mu_);
+    if (kept_ + c > (std::size_t{16} << 20)) return;
+    kept_ += c;
+    free_.push_back(std::move(b));
+  }
+
+private:
+  std::mutex mu_;
+  std::vector<std::vector<std::byte>> free_;
+  std::size_t kept_ = 0;  // their capacities, in bytes
+};
+
+/// A batch of one frame: u64 length | u64 seq | `n` bytes written by enc
+/// (in a buffer from `pool` when given).
+inline std::vector<std::byte> mpi_framed(std::uint64_t seq, std::size_t n, EncodeRef enc,
+                                         MpiBufferPool* pool = nullptr) {
+  std::vector<std::byte> out = pool != nullptr ? pool->take(16 + n) : std::vector<std::byte>(16 + n);
   std::byte* p = out.data();
-  if (p == nullptr) return out;  // never (8 + n > 0); tells the optimizer so
-  std::memcpy(p, &seq, 8);
-  enc(p + 8);
+  if (p == nullptr) return out;  // never (16 + n > 0); tells the optimizer so
+  const std::uint64_t len = 8 + n;
+  std::memcpy(p, &len, 8);
+  std::memcpy(p + 8, &seq, 8);
+  enc(p + 16);
   return out;
 }
 
-/// Frames gathered into one message (see the file comment).
+/// The seq of a batch of one frame (mpi_framed).
+inline std::uint64_t mpi_framed_seq(std::span<const std::byte> framed) noexcept {
+  std::uint64_t seq = 0;
+  if (framed.size() >= 16) std::memcpy(&seq, framed.data() + 8, 8);
+  return seq;
+}
+
+/// The messages that carry the frames ready for one rank (see the file
+/// comment): frames of mpi_alone_bytes or more go alone, without a copy;
+/// the others are joined into one message.
 class MpiBatch {
 public:
-  void add(std::span<const std::byte> frame) {
-    const std::uint64_t n = frame.size();
-    const std::size_t at = bytes_.size();
-    bytes_.resize(at + 8 + frame.size());
-    std::memcpy(bytes_.data() + at, &n, 8);
-    if (!frame.empty()) std::memcpy(bytes_.data() + at + 8, frame.data(), frame.size());
+  /// Takes a batch of one frame (mpi_framed).
+  void add(std::vector<std::byte> framed) {
+    if (framed.size() >= mpi_alone_bytes) {
+      out_.push_back(std::move(framed));
+    } else if (joined_.empty()) {
+      joined_ = std::move(framed);
+    } else {
+      joined_.insert(joined_.end(), framed.begin(), framed.end());
+    }
   }
-  [[nodiscard]] bool empty() const noexcept { return bytes_.empty(); }
-  std::vector<std::byte> take() noexcept { return std::move(bytes_); }
+  [[nodiscard]] bool empty() const noexcept { return joined_.empty() && out_.empty(); }
+  /// The messages, each a batch; the batch is empty afterwards.
+  std::vector<std::vector<std::byte>> take() {
+    if (!joined_.empty()) out_.push_back(std::move(joined_));
+    joined_.clear();
+    return std::move(out_);
+  }
 
 private:
-  std::vector<std::byte> bytes_;
+  std::vector<std::byte> joined_;
+  std::vector<std::vector<std::byte>> out_;
 };
 
 /// Calls on(frame) for each frame of a batch. Throws mp::DecodeError when
@@ -86,11 +152,11 @@ void for_each_frame(std::span<const std::byte> m, On&& on) {
   }
 }
 
-/// A worker rank's ResultOut: the result message, framed for rank 0.
+/// A worker rank's ResultOut: the result message, a batch of one frame.
 class MpiResultOut final : public ResultOut {
 public:
   explicit MpiResultOut(std::uint64_t seq) noexcept : seq_(seq) {}
-  void write(std::size_t n, EncodeRef enc) override { bytes = mpi_frame(seq_, n, enc); }
+  void write(std::size_t n, EncodeRef enc) override { bytes = mpi_framed(seq_, n, enc); }
   std::vector<std::byte> bytes;
 
 private:
@@ -101,7 +167,8 @@ private:
 /// One thread only (the one that makes mp's MPI calls).
 class MpiSender {
 public:
-  explicit MpiSender(MPI_Comm comm) noexcept : comm_(comm) {}
+  /// Buffers of finished sends go to `pool` when given.
+  explicit MpiSender(MPI_Comm comm, MpiBufferPool* pool = nullptr) noexcept : comm_(comm), pool_(pool) {}
 
   /// Starts sending msg to dest; in parts when larger than mpi_part_bytes.
   /// Never blocks. Throws std::runtime_error when MPI fails.
@@ -128,6 +195,7 @@ public:
       auto& reqs = out_.front()->reqs;
       mpi_check(MPI_Testall(static_cast<int>(reqs.size()), reqs.data(), &done, MPI_STATUSES_IGNORE), "MPI_Testall");
       if (done == 0) break;
+      if (pool_ != nullptr) pool_->give(std::move(out_.front()->bytes));
       out_.pop_front();
       did = true;
     }
@@ -157,6 +225,7 @@ private:
   }
 
   MPI_Comm comm_;
+  MpiBufferPool* pool_;
   std::deque<std::unique_ptr<Out>> out_;
 };
 

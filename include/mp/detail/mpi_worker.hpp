@@ -5,8 +5,13 @@
 // PoolOptions::processes workers), so a task that crashes kills a forked
 // worker, not the rank: the local pool reports WorkerLostError and replaces
 // the worker, and that error goes back to rank 0 as the task's result.
-// Results and errors come from the local pool's result thread into an
-// outbox; the main thread sends them. The forked workers never call MPI.
+// While tasks are out and the main thread polls, it reads the local pool's
+// results itself (through the pool's WaitHelper, as a waiting
+// AsyncResult::get does; the pool's result thread stands back, looking
+// every 1 ms for worker deaths); before it sleeps it hands the reading back,
+// and results come from that result thread. Either way results and errors
+// go into an outbox; the main thread sends them. The forked workers never
+// call MPI.
 //
 // Waiting: Open MPI's blocking calls spin, so the main thread polls
 // (MPI_Iprobe) and, when nothing happens, sleeps on the outbox's condition
@@ -63,7 +68,7 @@ private:
 class MpiWorkerRank {
 public:
   MpiWorkerRank(MpiWorld& w, const BackendOptions& o)
-      : world_(w), sender_(w.comm), receiver_(w.comm),
+      : world_(w), sender_(w.comm, &buffers_), receiver_(w.comm),
         where_(" (on MPI rank " + std::to_string(w.rank) + ", host " + w.hosts[static_cast<std::size_t>(w.rank)] + ")") {
     pool_.emplace(o);
   }
@@ -78,6 +83,7 @@ public:
       std::fprintf(stderr, "%s%s\n", e.what(), where_.c_str());
       code = 1;
     }
+    stop_reading();
     pool_.reset();  // its forked workers end before MPI does
     mpi_worker_exit(world_, code);
   }
@@ -89,8 +95,10 @@ private:
     Forward(MpiWorkerRank& rank, std::uint64_t seq) noexcept : rank_(rank), seq_(seq) {}
     void on_result(std::size_t, std::span<const std::byte> msg) noexcept override {
       auto copy = [&](std::byte* p) { std::memcpy(p, msg.data(), msg.size()); };
-      rank_.post(mpi_frame(seq_, msg.size(), copy));
+      rank_.post(mpi_framed(seq_, msg.size(), copy, &rank_.buffers_));
     }
+    /// The local pool's reader of results (the same for every task).
+    void use_helper(const std::shared_ptr<WaitHelper>& h) noexcept override { rank_.reader_ = h; }
     /// mp's own errors (a lost worker, a timeout) go on as pool errors.
     void on_error(std::size_t, std::exception_ptr e) noexcept override {
       MpiResultOut out(seq_);
@@ -109,15 +117,33 @@ private:
     while (!done_) {
       bool did = false;
       for (int i = 0; i < 64 && !done_ && receiver_.poll(on_msg); ++i) did = true;
+      did = read_results() || did;
       did = flush() || did;
       did = sender_.progress() || did;
       const auto sleep = pacer.next(did, !sinks_.empty());
       if (sleep == Clock::duration::zero() || done_) continue;
+      stop_reading();
       std::unique_lock lock(mu_);
       if (outbox_.empty()) cv_.wait_for(lock, sleep);
     }
     flush();
     sender_.drain();
+  }
+
+  /// While tasks are out, this thread reads the local pool's results itself
+  /// (its result thread stands back meanwhile); returns whether it read any.
+  bool read_results() {
+    if (sinks_.empty() || !reader_) return false;
+    if (!reading_) reader_->enter();
+    reading_ = true;
+    return reader_->help();
+  }
+
+  /// Hands the reading back to the local pool's result thread (before this
+  /// thread sleeps or the pool stops).
+  void stop_reading() noexcept {
+    if (reading_) reader_->leave(true);
+    reading_ = false;
   }
 
   /// One task frame: u64 seq | task message, into the local pool.
@@ -145,10 +171,12 @@ private:
       auto it = sinks_.find(seq);
       if (it != sinks_.end() && m.size() >= 9) pool_->cancel(it->second.get(), m[8] != std::byte{0});
     } else if (tag == mpi_stop) {
+      stop_reading();
       pool_->close();
       pool_->join();  // rank 0 stops a rank with no task out: this returns at once
       done_ = true;
     } else if (tag == mpi_kill) {
+      stop_reading();
       pool_->terminate();
       std::lock_guard lock(mu_);
       outbox_.clear();  // rank 0 has failed those tasks already
@@ -175,20 +203,21 @@ private:
     if (out.empty()) return false;
     MpiBatch batch;
     for (auto& m : out) {
-      std::uint64_t seq = 0;
-      std::memcpy(&seq, m.data(), 8);
-      sinks_.erase(seq);
-      batch.add(m);
+      sinks_.erase(mpi_framed_seq(m));
+      batch.add(std::move(m));
     }
-    sender_.send(0, mpi_result, batch.take());
+    for (auto& m : batch.take()) sender_.send(0, mpi_result, std::move(m));
     return true;
   }
 
   MpiWorld& world_;
+  MpiBufferPool buffers_;  // of result frames
   MpiSender sender_;
   MpiReceiver receiver_;
   std::string where_;
   std::optional<ForkBackend> pool_;
+  std::shared_ptr<WaitHelper> reader_;  // the local pool's; main thread only
+  bool reading_ = false;                // this thread holds reader_ entered
   std::unordered_map<std::uint64_t, std::shared_ptr<Forward>> sinks_;  // main thread only
   bool done_ = false;
   std::mutex mu_;
