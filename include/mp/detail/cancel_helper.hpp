@@ -1,6 +1,7 @@
 // mp/detail/cancel_helper.hpp - the WaitHelper of a backend whose waiters
-// cannot read results themselves (MpiBackend, ThreadBackend): it only
-// forwards AsyncResult::cancel to the backend.
+// cannot read results themselves (ThreadBackend): it only forwards
+// AsyncResult::cancel to the backend. MpiBackend's waiters do poll MPI, so
+// it has its own (MpiHelper, mpi_backend.hpp).
 #pragma once
 
 #include <mutex>
