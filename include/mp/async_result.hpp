@@ -30,13 +30,13 @@
 
 #include <mp/detail/backend.hpp>
 #include <mp/detail/callback_error.hpp>
+#include <mp/detail/compiled.hpp>
 #include <mp/detail/futex.hpp>
 #include <mp/detail/spin.hpp>
 #include <mp/errors.hpp>
 
 namespace mp {
 namespace detail {
-
 
 /// The part of a result state that does not depend on T.
 class StateBase : public Sink {
@@ -61,16 +61,7 @@ public:
 
   /// Asks the pool to cancel this task (every unstarted chunk of a map);
   /// see AsyncResult::cancel. True again once it returned true.
-  bool cancel(bool running) {
-    if (cancelled_.load(std::memory_order_acquire)) return true;
-    if (outcome() != pending || helper_ == nullptr) return false;
-    if (!helper_->cancel(this, running)) return false;
-    cancelled_.store(true, std::memory_order_release);
-    // With running: the worker is killed; the state fails now, not once
-    // the rest of a map's chunks ended.
-    if (running) fail(std::make_exception_ptr(CancelledError("mp::AsyncResult::cancel: the task was cancelled")));
-    return true;
-  }
+  bool cancel(bool running);
 
   /// Fails the state with e if it has not ended yet (else nothing).
   void fail(std::exception_ptr e) noexcept {
@@ -79,7 +70,7 @@ public:
     finish(has_error);
   }
 
-  void on_error(std::size_t, std::exception_ptr e) noexcept override { fail(std::move(e)); }
+  void on_error(std::size_t, std::exception_ptr e) noexcept override;
   [[nodiscard]] bool has_callbacks() const noexcept override { return has_cb_.load(std::memory_order_acquire); }
   void use_helper(const std::shared_ptr<WaitHelper>& h) noexcept override { helper_ = h; }
 
@@ -87,17 +78,7 @@ public:
   /// now in this thread when the callbacks already ran. Called from inside a
   /// callback of this state, cb runs after the current one, still before
   /// the state is published. An exception cb throws goes to stderr.
-  void add_callback(std::function<void()> cb) {
-    {
-      std::lock_guard lock(cb_mu_);
-      if (!cb_done_) {
-        callbacks_.push_back(std::move(cb));
-        has_cb_.store(true, std::memory_order_seq_cst);
-        return;
-      }
-    }
-    run_callback(cb);
-  }
+  void add_callback(std::function<void()> cb);
 
   /// The published status: pending until the callbacks ran.
   [[nodiscard]] std::uint32_t status() const noexcept { return status_.load(std::memory_order_acquire); }
@@ -113,12 +94,7 @@ protected:
 
   /// Decides the outcome, runs the callbacks, then publishes st and wakes
   /// the waiters.
-  void finish(std::uint32_t st) noexcept {
-    outcome_.store(st, std::memory_order_release);
-    run_callbacks();
-    status_.store(st, std::memory_order_seq_cst);
-    if (waiters_.load(std::memory_order_seq_cst) != 0) futex_wake_all(status_);
-  }
+  void finish(std::uint32_t st) noexcept;
 
   mutable std::atomic<std::uint32_t> status_{pending};
   mutable std::atomic<std::uint32_t> waiters_{0};
@@ -127,33 +103,11 @@ protected:
 
 private:
   /// Spins until ready, wait_spin_time or the deadline, helping the backend.
-  void spin(Clock::time_point deadline) const {
-    WaitHelper* h = helper_.get();
-    if (h == nullptr) {
-      spin_until([&] { return ready(); }, {wait_spin_time, deadline});
-      return;
-    }
-    h->enter();
-    spin_until([&] { return ready() || (h->help(), ready()); }, {wait_spin_time, deadline});
-    h->leave(!ready());
-  }
+  void spin(Clock::time_point deadline) const;
 
   /// Runs each registered callback once, including those registered while
   /// they run; afterwards add_callback runs a callback itself.
-  void run_callbacks() noexcept {
-    for (;;) {
-      std::vector<std::function<void()>> cbs;
-      {
-        std::lock_guard lock(cb_mu_);
-        if (callbacks_.empty()) {
-          cb_done_ = true;
-          return;
-        }
-        cbs.swap(callbacks_);
-      }
-      for (auto& cb : cbs) run_callback(cb);
-    }
-  }
+  void run_callbacks() noexcept;
 
   std::atomic<bool> has_cb_{false};
   std::atomic<bool> claimed_{false};    ///< the value or error is being set
@@ -189,6 +143,70 @@ public:
     if (claim()) finish(has_value);
   }
 };
+
+#if MP_DEFINE_COMPILED
+
+// StateBase's key function: with MP_SEPARATE_COMPILATION its vtable is
+// emitted once, where <mp/src.hpp> is.
+MP_COMPILED void StateBase::on_error(std::size_t, std::exception_ptr e) noexcept { fail(std::move(e)); }
+
+MP_COMPILED bool StateBase::cancel(bool running) {
+  if (cancelled_.load(std::memory_order_acquire)) return true;
+  if (outcome() != pending || helper_ == nullptr) return false;
+  if (!helper_->cancel(this, running)) return false;
+  cancelled_.store(true, std::memory_order_release);
+  // With running: the worker is killed; the state fails now, not once
+  // the rest of a map's chunks ended.
+  if (running) fail(std::make_exception_ptr(CancelledError("mp::AsyncResult::cancel: the task was cancelled")));
+  return true;
+}
+
+MP_COMPILED void StateBase::add_callback(std::function<void()> cb) {
+  {
+    std::lock_guard lock(cb_mu_);
+    if (!cb_done_) {
+      callbacks_.push_back(std::move(cb));
+      has_cb_.store(true, std::memory_order_seq_cst);
+      return;
+    }
+  }
+  run_callback(cb);
+}
+
+MP_COMPILED void StateBase::finish(std::uint32_t st) noexcept {
+  outcome_.store(st, std::memory_order_release);
+  run_callbacks();
+  status_.store(st, std::memory_order_seq_cst);
+  if (waiters_.load(std::memory_order_seq_cst) != 0) futex_wake_all(status_);
+}
+
+MP_COMPILED void StateBase::spin(Clock::time_point deadline) const {
+  WaitHelper* h = helper_.get();
+  if (h == nullptr) {
+    spin_until([&] { return ready(); }, {wait_spin_time, deadline});
+    return;
+  }
+  h->enter();
+  spin_until([&] { return ready() || (h->help(), ready()); }, {wait_spin_time, deadline});
+  h->leave(!ready());
+}
+
+MP_COMPILED void StateBase::run_callbacks() noexcept {
+  for (;;) {
+    std::vector<std::function<void()>> cbs;
+    {
+      std::lock_guard lock(cb_mu_);
+      if (callbacks_.empty()) {
+        cb_done_ = true;
+        return;
+      }
+      cbs.swap(callbacks_);
+    }
+    for (auto& cb : cbs) run_callback(cb);
+  }
+}
+
+#endif  // MP_DEFINE_COMPILED
 
 }  // namespace detail
 

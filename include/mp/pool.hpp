@@ -396,6 +396,8 @@ private:
 /// The pool of forked worker processes.
 #ifdef MP_SEPARATE_COMPILATION
 using Pool = basic_pool<detail::CompiledForkBackend>;
+// Pool's members that are not templates are compiled once, in <mp/src.hpp>.
+extern template class basic_pool<detail::CompiledForkBackend>;
 #else
 using Pool = basic_pool<detail::ForkBackend>;
 #endif

@@ -27,6 +27,7 @@
 #include <mp/detail/compiled_fork_backend.hpp>
 #include <mp/detail/fork_backend.hpp>
 #include <mp/detail/progress_bar.hpp>
+#include <mp/pool.hpp>
 
 // Doxygen skips these definitions: their class is internal (mp::detail).
 /// @cond
@@ -50,4 +51,6 @@ void CompiledForkBackend::terminate() { impl_->terminate(); }
 bool CompiledForkBackend::cancel(const Sink* s, bool running) { return impl_->cancel(s, running); }
 
 }  // namespace mp::detail
+
+template class mp::basic_pool<mp::detail::CompiledForkBackend>;
 /// @endcond

@@ -2,6 +2,8 @@
 // callback goes: one line on stderr, as Python's pools print callback errors.
 #pragma once
 
+#include <mp/detail/compiled.hpp>
+
 #include <cxxabi.h>
 #include <unistd.h>
 
@@ -18,7 +20,21 @@ namespace mp::detail {
 /// Writes "mp: an AsyncResult callback threw <type>: <what>; ignored" to
 /// fd 2 in one write(2), so that lines from several threads never mix.
 /// Called inside a catch block. Never throws.
-inline void report_callback_error() noexcept {
+MP_COMPILED void report_callback_error() noexcept;
+
+/// Runs cb; an exception it throws goes to report_callback_error().
+template <class Cb>
+void run_callback(Cb& cb) noexcept {
+  try {
+    cb();
+  } catch (...) {
+    report_callback_error();
+  }
+}
+
+#if MP_DEFINE_COMPILED
+
+MP_COMPILED void report_callback_error() noexcept {
   try {
     std::string line = "mp: an AsyncResult callback threw ";
     const std::type_info* t = abi::__cxa_current_exception_type();
@@ -44,14 +60,6 @@ inline void report_callback_error() noexcept {
   }
 }
 
-/// Runs cb; an exception it throws goes to report_callback_error().
-template <class Cb>
-void run_callback(Cb& cb) noexcept {
-  try {
-    cb();
-  } catch (...) {
-    report_callback_error();
-  }
-}
+#endif  // MP_DEFINE_COMPILED
 
 }  // namespace mp::detail

@@ -7,6 +7,8 @@
 // throws mp::DecodeError (with the byte offset) on anything malformed.
 #pragma once
 
+#include <mp/detail/compiled.hpp>
+
 #include <mp/errors.hpp>
 
 #include <bit>
@@ -43,9 +45,8 @@ using wire_length = std::uint64_t;
 /// bytes, beyond the bytes left (bounds the work a forged count can cause).
 inline constexpr std::size_t max_zero_size_elements = std::size_t{1} << 24;
 
-[[noreturn, gnu::cold, gnu::noinline]] inline void throw_decode_error(const char* what, std::size_t at) {
-  throw DecodeError(std::string("mp cannot decode the input: ") + what + " (at byte " + std::to_string(at) + ").");
-}
+/// Throws DecodeError("mp cannot decode the input: <what> (at byte <at>).").
+[[noreturn, gnu::cold, gnu::noinline]] MP_COMPILED void throw_decode_error(const char* what, std::size_t at);
 
 /// Bounds-checked sequential reader over encoded bytes. Not thread-safe (one
 /// reader per thread); reads only the span it was given.
@@ -126,10 +127,7 @@ public:
 private:
   // Static, given values rather than `this`: a Reader whose address never
   // escapes can live in registers through a decoding loop.
-  [[noreturn, gnu::cold, gnu::noinline]] static void fail_truncated(std::size_t n, std::size_t at, std::size_t left) {
-    throw DecodeError("mp cannot decode the input: it is truncated (needs " + std::to_string(n) +
-                      " more bytes at byte " + std::to_string(at) + ", " + std::to_string(left) + " left).");
-  }
+  [[noreturn, gnu::cold, gnu::noinline]] static void fail_truncated(std::size_t n, std::size_t at, std::size_t left);
 
   const std::byte* begin_;
   const std::byte* p_;
@@ -225,5 +223,18 @@ public:
 private:
   Reader& r_;
 };
+
+#if MP_DEFINE_COMPILED
+
+MP_COMPILED void throw_decode_error(const char* what, std::size_t at) {
+  throw DecodeError(std::string("mp cannot decode the input: ") + what + " (at byte " + std::to_string(at) + ").");
+}
+
+MP_COMPILED void Reader::fail_truncated(std::size_t n, std::size_t at, std::size_t left) {
+  throw DecodeError("mp cannot decode the input: it is truncated (needs " + std::to_string(n) +
+                    " more bytes at byte " + std::to_string(at) + ", " + std::to_string(left) + " left).");
+}
+
+#endif  // MP_DEFINE_COMPILED
 
 }  // namespace mp::detail

@@ -2,6 +2,8 @@
 // for the messages that name an exception's type.
 #pragma once
 
+#include <mp/detail/compiled.hpp>
+
 #include <cxxabi.h>
 
 #include <cstdlib>
@@ -12,10 +14,16 @@ namespace mp::detail {
 
 /// The demangled name of a type_info's name(); the name itself when it does
 /// not demangle. Throws std::bad_alloc; thread-safe.
-inline std::string demangle(const char* mangled) {
+MP_COMPILED std::string demangle(const char* mangled);
+
+#if MP_DEFINE_COMPILED
+
+MP_COMPILED std::string demangle(const char* mangled) {
   int status = 0;
   std::unique_ptr<char, void (*)(void*)> s(abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
   return status == 0 && s ? std::string(s.get()) : std::string(mangled);
 }
+
+#endif  // MP_DEFINE_COMPILED
 
 }  // namespace mp::detail

@@ -25,6 +25,7 @@
 // noticed by that cache.
 #pragma once
 
+#include <mp/detail/compiled.hpp>
 #include <mp/errors.hpp>
 
 #include <atomic>
@@ -33,8 +34,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <elf.h>
-#include <link.h>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -42,6 +41,10 @@
 #include <unistd.h>
 #include <utility>
 #include <vector>
+#if MP_DEFINE_COMPILED
+#include <elf.h>
+#include <link.h>
+#endif
 
 namespace mp::detail {
 
@@ -76,6 +79,101 @@ struct ModuleSnapshot {
   std::vector<ModuleRange> ranges;
   const ModuleSnapshot* prev = nullptr;  // kept reachable; never freed
 };
+
+/// module_id() of the main executable. Computed once; thread-safe.
+MP_COMPILED std::uint64_t main_module_id();
+/// function_id() and resolve_function() when the thread's cached module
+/// does not hold the address / id: they search (and refresh) the snapshot.
+MP_COMPILED FunctionId function_id_slow(std::uintptr_t a);
+MP_COMPILED const void* resolve_function_slow(FunctionId id);
+
+inline thread_local ModuleRange tls_encode_module{};
+inline thread_local ModuleRange tls_resolve_module{};
+
+/// The id of the function at fn (a function pointer cast to const void*).
+/// Does not block; thread-safe. Throws std::invalid_argument when fn lies in
+/// no loaded module's code (e.g. JIT code). fn == nullptr gives {0, 0}.
+inline FunctionId function_id(const void* fn) {
+  const auto a = std::bit_cast<std::uintptr_t>(fn);
+  if (a == 0) return {0, 0};
+  const ModuleRange& c = tls_encode_module;
+  if (a - c.lo < c.hi - c.lo) return {c.module, a - c.base};
+  return function_id_slow(a);
+}
+
+/// The address of the function `id` names in this process. Does not block;
+/// thread-safe. Throws mp::DecodeError when no loaded module has that path
+/// hash or the offset is outside the module's executable segments.
+inline const void* resolve_function(FunctionId id) {
+  if (id.module == 0 && id.offset == 0) return nullptr;
+  const ModuleRange& c = tls_resolve_module;
+  if (id.module == c.module && id.offset - (c.lo - c.base) < c.hi - c.lo) {
+    return std::bit_cast<const void*>(c.base + id.offset);
+  }
+  return resolve_function_slow(id);
+}
+
+/// function_id() for a typed function pointer.
+template <class F>
+  requires std::is_function_v<F>
+FunctionId function_id(F* fn) {
+  return function_id(std::bit_cast<const void*>(fn));
+}
+
+/// resolve_function() cast back to the function pointer type Fp (e.g. int(*)(int)).
+template <class Fp>
+  requires(std::is_pointer_v<Fp> && std::is_function_v<std::remove_pointer_t<Fp>>)
+Fp resolve_function_as(FunctionId id) {
+  return std::bit_cast<Fp>(resolve_function(id));
+}
+
+/// Where a member function lives, independent of the load address. Itanium
+/// C++ ABI: a member-function pointer is {ptr, adj}; ptr is the function's
+/// address (non-virtual) or 1 + the byte offset of its vtable slot (virtual,
+/// odd), adj the this-adjustment in bytes. `fn` is function_id(ptr) for a
+/// non-virtual member, {0, ptr} for a virtual one (the slot offset is the
+/// same in every process of the binary), {0, 0} for null.
+struct MemberFunctionId {
+  FunctionId fn;
+  std::int64_t adj;
+  friend bool operator==(const MemberFunctionId&, const MemberFunctionId&) = default;
+};
+
+struct ItaniumMemberPointer {
+  std::uintptr_t ptr;
+  std::ptrdiff_t adj;
+};
+
+template <class M>
+concept member_function_pointer = std::is_member_function_pointer_v<M> && sizeof(M) == sizeof(ItaniumMemberPointer);
+
+/// The id of a member-function pointer. Does not block; thread-safe. Throws
+/// std::invalid_argument when a non-virtual member lies in no loaded module.
+template <member_function_pointer M>
+MemberFunctionId member_function_id(M m) {
+  const auto raw = std::bit_cast<ItaniumMemberPointer>(m);
+  const FunctionId fn = (raw.ptr & 1u) != 0 || raw.ptr == 0 ? FunctionId{0, raw.ptr}
+                                                            : function_id(std::bit_cast<const void*>(raw.ptr));
+  return {fn, static_cast<std::int64_t>(raw.adj)};
+}
+
+/// The member-function pointer `id` names in this process. Does not block;
+/// thread-safe. Throws mp::DecodeError for an id that names no member
+/// function (an even vtable offset, or what resolve_function rejects).
+template <member_function_pointer M>
+M resolve_member_function_as(MemberFunctionId id) {
+  ItaniumMemberPointer raw{0, static_cast<std::ptrdiff_t>(id.adj)};
+  if (id.fn.module == 0) {
+    if (id.fn.offset != 0 && (id.fn.offset & 1u) == 0)
+      throw DecodeError("mp cannot decode a member-function pointer: its vtable slot offset is malformed.");
+    raw.ptr = static_cast<std::uintptr_t>(id.fn.offset);
+  } else {
+    raw.ptr = std::bit_cast<std::uintptr_t>(resolve_function(id.fn));
+  }
+  return std::bit_cast<M>(raw);
+}
+
+#if MP_DEFINE_COMPILED
 
 /// Path of the running executable (computed once).
 inline const std::string& self_exe_path() {
@@ -125,8 +223,7 @@ inline std::uint64_t module_id(const dl_phdr_info* info, std::string_view path) 
   return fnv1a64(path);
 }
 
-/// module_id() of the main executable. Computed once; thread-safe.
-inline std::uint64_t main_module_id() {
+MP_COMPILED std::uint64_t main_module_id() {
   static const std::uint64_t id = [] {
     std::uint64_t out = 0;
     ::dl_iterate_phdr(
@@ -201,17 +298,7 @@ inline bool find_range_by_id(const ModuleSnapshot* snap, FunctionId id, ModuleRa
   return false;
 }
 
-inline thread_local ModuleRange tls_encode_module{};
-inline thread_local ModuleRange tls_resolve_module{};
-
-/// The id of the function at fn (a function pointer cast to const void*).
-/// Does not block; thread-safe. Throws std::invalid_argument when fn lies in
-/// no loaded module's code (e.g. JIT code). fn == nullptr gives {0, 0}.
-inline FunctionId function_id(const void* fn) {
-  const auto a = std::bit_cast<std::uintptr_t>(fn);
-  if (a == 0) return {0, 0};
-  const ModuleRange& c = tls_encode_module;
-  if (a - c.lo < c.hi - c.lo) return {c.module, a - c.base};
+MP_COMPILED FunctionId function_id_slow(std::uintptr_t a) {
   ModuleRange r;
   if (!find_range_by_address(module_snapshot(false), a, r) &&
       !find_range_by_address(module_snapshot(true), a, r)) {
@@ -222,15 +309,7 @@ inline FunctionId function_id(const void* fn) {
   return {r.module, a - r.base};
 }
 
-/// The address of the function `id` names in this process. Does not block;
-/// thread-safe. Throws mp::DecodeError when no loaded module has that path
-/// hash or the offset is outside the module's executable segments.
-inline const void* resolve_function(FunctionId id) {
-  if (id.module == 0 && id.offset == 0) return nullptr;
-  const ModuleRange& c = tls_resolve_module;
-  if (id.module == c.module && id.offset - (c.lo - c.base) < c.hi - c.lo) {
-    return std::bit_cast<const void*>(c.base + id.offset);
-  }
+MP_COMPILED const void* resolve_function_slow(FunctionId id) {
   ModuleRange r;
   if (!find_range_by_id(module_snapshot(false), id, r) &&
       !find_range_by_id(module_snapshot(true), id, r)) {
@@ -242,64 +321,6 @@ inline const void* resolve_function(FunctionId id) {
   return std::bit_cast<const void*>(r.base + id.offset);
 }
 
-/// function_id() for a typed function pointer.
-template <class F>
-  requires std::is_function_v<F>
-FunctionId function_id(F* fn) {
-  return function_id(std::bit_cast<const void*>(fn));
-}
-
-/// resolve_function() cast back to the function pointer type Fp (e.g. int(*)(int)).
-template <class Fp>
-  requires(std::is_pointer_v<Fp> && std::is_function_v<std::remove_pointer_t<Fp>>)
-Fp resolve_function_as(FunctionId id) {
-  return std::bit_cast<Fp>(resolve_function(id));
-}
-
-/// Where a member function lives, independent of the load address. Itanium
-/// C++ ABI: a member-function pointer is {ptr, adj}; ptr is the function's
-/// address (non-virtual) or 1 + the byte offset of its vtable slot (virtual,
-/// odd), adj the this-adjustment in bytes. `fn` is function_id(ptr) for a
-/// non-virtual member, {0, ptr} for a virtual one (the slot offset is the
-/// same in every process of the binary), {0, 0} for null.
-struct MemberFunctionId {
-  FunctionId fn;
-  std::int64_t adj;
-  friend bool operator==(const MemberFunctionId&, const MemberFunctionId&) = default;
-};
-
-struct ItaniumMemberPointer {
-  std::uintptr_t ptr;
-  std::ptrdiff_t adj;
-};
-
-template <class M>
-concept member_function_pointer = std::is_member_function_pointer_v<M> && sizeof(M) == sizeof(ItaniumMemberPointer);
-
-/// The id of a member-function pointer. Does not block; thread-safe. Throws
-/// std::invalid_argument when a non-virtual member lies in no loaded module.
-template <member_function_pointer M>
-MemberFunctionId member_function_id(M m) {
-  const auto raw = std::bit_cast<ItaniumMemberPointer>(m);
-  const FunctionId fn = (raw.ptr & 1u) != 0 || raw.ptr == 0 ? FunctionId{0, raw.ptr}
-                                                            : function_id(std::bit_cast<const void*>(raw.ptr));
-  return {fn, static_cast<std::int64_t>(raw.adj)};
-}
-
-/// The member-function pointer `id` names in this process. Does not block;
-/// thread-safe. Throws mp::DecodeError for an id that names no member
-/// function (an even vtable offset, or what resolve_function rejects).
-template <member_function_pointer M>
-M resolve_member_function_as(MemberFunctionId id) {
-  ItaniumMemberPointer raw{0, static_cast<std::ptrdiff_t>(id.adj)};
-  if (id.fn.module == 0) {
-    if (id.fn.offset != 0 && (id.fn.offset & 1u) == 0)
-      throw DecodeError("mp cannot decode a member-function pointer: its vtable slot offset is malformed.");
-    raw.ptr = static_cast<std::uintptr_t>(id.fn.offset);
-  } else {
-    raw.ptr = std::bit_cast<std::uintptr_t>(resolve_function(id.fn));
-  }
-  return std::bit_cast<M>(raw);
-}
+#endif  // MP_DEFINE_COMPILED
 
 }  // namespace mp::detail

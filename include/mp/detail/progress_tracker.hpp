@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include <mp/detail/compiled.hpp>
 #include <mp/detail/progress_bar.hpp>
 #include <mp/detail/syscall.hpp>
 #include <mp/progress.hpp>
@@ -40,16 +41,11 @@ public:
   ProgressTracker(Progress p, std::size_t total) : cb_(p.callback()), total_(total) {}
   ProgressTracker(const ProgressTracker&) = delete;
   ProgressTracker& operator=(const ProgressTracker&) = delete;
-  ~ProgressTracker() {
-    if (!cb_ && drawn_ != 0 && !finished_) draw_bar("", drawn_, true);  // an abandoned bar: end its line
-  }
+  ~ProgressTracker();
 
   /// A tracker for p, or nullptr when it would report nothing (a bar while
   /// stderr is no terminal): such a call pays nothing.
-  static std::shared_ptr<ProgressTracker> make(const Progress& p, std::size_t total) {
-    if (!p.callback() && ::isatty(STDERR_FILENO) != 1) return nullptr;
-    return std::make_shared<ProgressTracker>(p, total);
-  }
+  static std::shared_ptr<ProgressTracker> make(const Progress& p, std::size_t total);
 
   /// The sink whose running tasks count (set once, before the first submit).
   void watch(const Sink* s) noexcept { sink_ = s; }
@@ -60,29 +56,11 @@ public:
 
   /// The ticker's sample: finished items plus `running` ones inside chunks
   /// still running. Reports if it grew (a bar also redraws for its rate).
-  void tick(std::size_t running) {
-    std::lock_guard lock(m_);
-    if (finished_) return;
-    std::size_t v = finished_items_.load(std::memory_order_relaxed) + running;
-    if (total_ != 0) v = std::min(v, total_ - 1);
-    v = std::max(v, last_);
-    if (v == last_ && cb_) return;
-    last_ = v;
-    report(v, total_, false);
-  }
+  void tick(std::size_t running);
 
   /// The call ended: the last report (done = the items finished; an unknown
   /// total becomes that count). Only the first call reports.
-  void finish() noexcept {
-    std::lock_guard lock(m_);
-    if (finished_) return;
-    finished_ = true;
-    const std::size_t done = std::max(last_, finished_items_.load(std::memory_order_relaxed));
-    try {
-      report(done, total_ != 0 ? total_ : done, true);
-    } catch (...) {  // a throwing callback must not fail the call: the result is what counts
-    }
-  }
+  void finish() noexcept;
 
   [[nodiscard]] bool finished() {
     std::lock_guard lock(m_);
@@ -90,11 +68,7 @@ public:
   }
 
 private:
-  void report(std::size_t done, std::size_t total, bool final) {
-    if (cb_) return cb_(done, total);
-    const double secs = std::chrono::duration<double>(Clock::now() - start_).count();
-    draw_bar(bar_text(done, total, secs), drawn_, final);
-  }
+  void report(std::size_t done, std::size_t total, bool final);
 
   Progress::Callback cb_;
   std::size_t total_;
@@ -116,55 +90,17 @@ public:
   explicit ProgressTicker(std::function<std::size_t(const Sink*)> running) : running_(std::move(running)) {}
   ProgressTicker(const ProgressTicker&) = delete;
   ProgressTicker& operator=(const ProgressTicker&) = delete;
-  ~ProgressTicker() {
-    {
-      std::lock_guard lock(m_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-  }
+  ~ProgressTicker();
 
   /// Samples t until it finishes or is gone. Throws std::system_error if
   /// the thread cannot start. Thread-safe.
-  void add(const std::shared_ptr<ProgressTracker>& t) {
-    std::lock_guard lock(m_);
-    trackers_.push_back(t);
-    if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
-    cv_.notify_all();
-  }
+  void add(const std::shared_ptr<ProgressTracker>& t);
 
   static constexpr std::chrono::milliseconds period{100};
 
 private:
-  void loop() {
-    std::unique_lock lock(m_);
-    while (!stop_) {
-      if (trackers_.empty()) {
-        cv_.wait(lock, [&] { return stop_ || !trackers_.empty(); });
-        continue;
-      }
-      cv_.wait_for(lock, period, [&] { return stop_; });
-      std::vector<std::shared_ptr<ProgressTracker>> live;
-      std::erase_if(trackers_, [&](const std::weak_ptr<ProgressTracker>& w) {
-        auto t = w.lock();
-        if (!t || t->finished()) return true;
-        live.push_back(std::move(t));
-        return false;
-      });
-      lock.unlock();
-      for (auto& t : live) sample(*t);
-      live.clear();  // the last owner may be here: end it unlocked
-      lock.lock();
-    }
-  }
-
-  void sample(ProgressTracker& t) noexcept {
-    try {
-      t.tick(running_(t.sink()));
-    } catch (...) {
-    }
-  }
+  void loop();
+  void sample(ProgressTracker& t) noexcept;
 
   std::function<std::size_t(const Sink*)> running_;
   std::mutex m_;
@@ -173,5 +109,91 @@ private:
   bool stop_ = false;
   std::thread thread_;
 };
+
+#if MP_DEFINE_COMPILED
+
+MP_COMPILED ProgressTracker::~ProgressTracker() {
+  if (!cb_ && drawn_ != 0 && !finished_) draw_bar("", drawn_, true);  // an abandoned bar: end its line
+}
+
+MP_COMPILED std::shared_ptr<ProgressTracker> ProgressTracker::make(const Progress& p, std::size_t total) {
+  if (!p.callback() && ::isatty(STDERR_FILENO) != 1) return nullptr;
+  return std::make_shared<ProgressTracker>(p, total);
+}
+
+MP_COMPILED void ProgressTracker::tick(std::size_t running) {
+  std::lock_guard lock(m_);
+  if (finished_) return;
+  std::size_t v = finished_items_.load(std::memory_order_relaxed) + running;
+  if (total_ != 0) v = std::min(v, total_ - 1);
+  v = std::max(v, last_);
+  if (v == last_ && cb_) return;
+  last_ = v;
+  report(v, total_, false);
+}
+
+MP_COMPILED void ProgressTracker::finish() noexcept {
+  std::lock_guard lock(m_);
+  if (finished_) return;
+  finished_ = true;
+  const std::size_t done = std::max(last_, finished_items_.load(std::memory_order_relaxed));
+  try {
+    report(done, total_ != 0 ? total_ : done, true);
+  } catch (...) {  // a throwing callback must not fail the call: the result is what counts
+  }
+}
+
+MP_COMPILED void ProgressTracker::report(std::size_t done, std::size_t total, bool final) {
+  if (cb_) return cb_(done, total);
+  const double secs = std::chrono::duration<double>(Clock::now() - start_).count();
+  draw_bar(bar_text(done, total, secs), drawn_, final);
+}
+
+MP_COMPILED ProgressTicker::~ProgressTicker() {
+  {
+    std::lock_guard lock(m_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+MP_COMPILED void ProgressTicker::add(const std::shared_ptr<ProgressTracker>& t) {
+  std::lock_guard lock(m_);
+  trackers_.push_back(t);
+  if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
+  cv_.notify_all();
+}
+
+MP_COMPILED void ProgressTicker::loop() {
+  std::unique_lock lock(m_);
+  while (!stop_) {
+    if (trackers_.empty()) {
+      cv_.wait(lock, [&] { return stop_ || !trackers_.empty(); });
+      continue;
+    }
+    cv_.wait_for(lock, period, [&] { return stop_; });
+    std::vector<std::shared_ptr<ProgressTracker>> live;
+    std::erase_if(trackers_, [&](const std::weak_ptr<ProgressTracker>& w) {
+      auto t = w.lock();
+      if (!t || t->finished()) return true;
+      live.push_back(std::move(t));
+      return false;
+    });
+    lock.unlock();
+    for (auto& t : live) sample(*t);
+    live.clear();  // the last owner may be here: end it unlocked
+    lock.lock();
+  }
+}
+
+MP_COMPILED void ProgressTicker::sample(ProgressTracker& t) noexcept {
+  try {
+    t.tick(running_(t.sink()));
+  } catch (...) {
+  }
+}
+
+#endif  // MP_DEFINE_COMPILED
 
 }  // namespace mp::detail

@@ -30,6 +30,8 @@
 // the payload, calls F and writes the result message to a ResultOut.
 #pragma once
 
+#include <mp/detail/compiled.hpp>
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -111,94 +113,27 @@ void write_chunk_ok(ResultOut& out, const R& results) {
 }
 
 /// Writes an error result for the exception being handled (call in catch).
-inline void write_current_error(ResultOut& out, std::uint64_t index) noexcept {
-  try {
-    const WireError w = current_wire_error();
-    const std::size_t n = 1 + encoded_size(index, w);
-    auto enc = [&](std::byte* p) {
-      *p = std::byte{static_cast<std::uint8_t>(ResultStatus::error)};
-      encode_to(p + 1, index, w);
-    };
-    out.write_error(n, enc);
-  } catch (...) {
-    std::abort();  // cannot even report: the parent would wait for ever otherwise
-  }
-}
+MP_COMPILED void write_current_error(ResultOut& out, std::uint64_t index) noexcept;
 
 /// Writes a pool error message. Never throws (aborts when it cannot even
 /// report: the parent would wait for ever otherwise).
-inline void write_pool_error(ResultOut& out, PoolErrorKind kind, std::int64_t pid, const std::string& what) noexcept {
-  try {
-    const auto k = static_cast<std::uint8_t>(kind);
-    auto enc = [&](std::byte* p) {
-      *p = std::byte{static_cast<std::uint8_t>(ResultStatus::pool_error)};
-      encode_to(p + 1, k, pid, what);
-    };
-    out.write_error(1 + encoded_size(k, pid, what), enc);
-  } catch (...) {
-    std::abort();
-  }
-}
+MP_COMPILED void write_pool_error(ResultOut& out, PoolErrorKind kind, std::int64_t pid, const std::string& what) noexcept;
 
 /// Writes the result message of a task that failed with e where it ran:
 /// mp's own pool errors as a pool error (type and pid kept, `where`
 /// appended to what()), any other exception as an error. Never throws.
-inline void write_error_result(ResultOut& out, const std::exception_ptr& e, std::string_view where) noexcept {
-  auto pool = [&](PoolErrorKind k, std::int64_t pid, const std::exception& x) {
-    write_pool_error(out, k, pid, x.what() + std::string(where));
-  };
-  try {
-    std::rethrow_exception(e);
-  } catch (const WorkerLostError& x) {
-    pool(PoolErrorKind::worker_lost, x.pid(), x);
-  } catch (const TaskTimeoutError& x) {
-    pool(PoolErrorKind::task_timeout, 0, x);
-  } catch (const TimeoutError& x) {
-    pool(PoolErrorKind::timeout, 0, x);
-  } catch (const CancelledError& x) {
-    pool(PoolErrorKind::cancelled, 0, x);
-  } catch (const ClosedError& x) {
-    pool(PoolErrorKind::closed, 0, x);
-  } catch (...) {
-    write_current_error(out, 0);
-  }
-}
+MP_COMPILED void write_error_result(ResultOut& out, const std::exception_ptr& e, std::string_view where) noexcept;
 
 // ---- result messages: decoding (parent) ----------------------------------------
 
 /// Reads a pool error's body: the exception it stands for. Throws
 /// mp::DecodeError when it is malformed.
-inline std::exception_ptr read_pool_error(Reader& r) {
-  const auto kind = r.read<std::uint8_t>();
-  const auto pid = r.read<std::int64_t>();
-  auto what = r.read<std::string>();
-  switch (static_cast<PoolErrorKind>(kind)) {
-    case PoolErrorKind::worker_lost: return std::make_exception_ptr(WorkerLostError(static_cast<pid_t>(pid), what));
-    case PoolErrorKind::timeout: return std::make_exception_ptr(TimeoutError(what));
-    case PoolErrorKind::task_timeout: return std::make_exception_ptr(TaskTimeoutError(what));
-    case PoolErrorKind::cancelled: return std::make_exception_ptr(CancelledError(what));
-    case PoolErrorKind::closed: return std::make_exception_ptr(ClosedError(what));
-  }
-  r.fail("a result message has a bad pool error kind");
-}
+MP_COMPILED std::exception_ptr read_pool_error(Reader& r);
 
 /// Reads a result message's status: true for ok; otherwise sets `err` to
 /// the task's exception and `index` to the failing item's index in the
 /// chunk, and returns false. Throws mp::DecodeError on a bad status byte.
-inline bool read_status(Reader& r, std::exception_ptr& err, std::uint64_t& index) {
-  const auto st = r.read_raw<std::uint8_t>();
-  if (st == static_cast<std::uint8_t>(ResultStatus::ok)) return true;
-  if (st == static_cast<std::uint8_t>(ResultStatus::error)) {
-    index = r.read<std::uint64_t>();
-    err = make_exception(read_wire_error(r));
-  } else if (st == static_cast<std::uint8_t>(ResultStatus::pool_error)) {
-    index = 0;
-    err = read_pool_error(r);
-  } else {
-    r.fail("a result message has a bad status byte");
-  }
-  return false;
-}
+MP_COMPILED bool read_status(Reader& r, std::exception_ptr& err, std::uint64_t& index);
 
 /// Decodes apply's result message into `to`: to.set_value(T) (void:
 /// to.set_value()), or to.fail(exception_ptr) for an error or a malformed
@@ -312,18 +247,7 @@ void chunk_trampoline(Reader& in, ResultOut& out) {
 
 /// Runs one task message: resolves its trampoline and calls it. Everything
 /// the task throws becomes an error result; a malformed message too.
-inline void run_task(std::span<const std::byte> msg, ResultOut& out) {
-  Reader in(msg);
-  Trampoline t = nullptr;
-  try {
-    t = resolve_function_as<Trampoline>(in.read<FunctionId>());
-    if (t == nullptr) throw DecodeError("mp: a task message names no function");
-  } catch (...) {
-    write_current_error(out, 0);
-    return;
-  }
-  t(in, out);
-}
+MP_COMPILED void run_task(std::span<const std::byte> msg, ResultOut& out);
 
 // ---- task messages: encoding (parent) ------------------------------------------
 
@@ -380,5 +304,99 @@ void build_chunk(const F& f, It first, std::size_t count, Submit&& submit) {
   };
   submit(n, enc);
 }
+
+#if MP_DEFINE_COMPILED
+
+MP_COMPILED void write_current_error(ResultOut& out, std::uint64_t index) noexcept {
+  try {
+    const WireError w = current_wire_error();
+    const std::size_t n = 1 + encoded_size(index, w);
+    auto enc = [&](std::byte* p) {
+      *p = std::byte{static_cast<std::uint8_t>(ResultStatus::error)};
+      encode_to(p + 1, index, w);
+    };
+    out.write_error(n, enc);
+  } catch (...) {
+    std::abort();  // cannot even report: the parent would wait for ever otherwise
+  }
+}
+
+MP_COMPILED void write_pool_error(ResultOut& out, PoolErrorKind kind, std::int64_t pid, const std::string& what) noexcept {
+  try {
+    const auto k = static_cast<std::uint8_t>(kind);
+    auto enc = [&](std::byte* p) {
+      *p = std::byte{static_cast<std::uint8_t>(ResultStatus::pool_error)};
+      encode_to(p + 1, k, pid, what);
+    };
+    out.write_error(1 + encoded_size(k, pid, what), enc);
+  } catch (...) {
+    std::abort();
+  }
+}
+
+MP_COMPILED void write_error_result(ResultOut& out, const std::exception_ptr& e, std::string_view where) noexcept {
+  auto pool = [&](PoolErrorKind k, std::int64_t pid, const std::exception& x) {
+    write_pool_error(out, k, pid, x.what() + std::string(where));
+  };
+  try {
+    std::rethrow_exception(e);
+  } catch (const WorkerLostError& x) {
+    pool(PoolErrorKind::worker_lost, x.pid(), x);
+  } catch (const TaskTimeoutError& x) {
+    pool(PoolErrorKind::task_timeout, 0, x);
+  } catch (const TimeoutError& x) {
+    pool(PoolErrorKind::timeout, 0, x);
+  } catch (const CancelledError& x) {
+    pool(PoolErrorKind::cancelled, 0, x);
+  } catch (const ClosedError& x) {
+    pool(PoolErrorKind::closed, 0, x);
+  } catch (...) {
+    write_current_error(out, 0);
+  }
+}
+
+MP_COMPILED std::exception_ptr read_pool_error(Reader& r) {
+  const auto kind = r.read<std::uint8_t>();
+  const auto pid = r.read<std::int64_t>();
+  auto what = r.read<std::string>();
+  switch (static_cast<PoolErrorKind>(kind)) {
+    case PoolErrorKind::worker_lost: return std::make_exception_ptr(WorkerLostError(static_cast<pid_t>(pid), what));
+    case PoolErrorKind::timeout: return std::make_exception_ptr(TimeoutError(what));
+    case PoolErrorKind::task_timeout: return std::make_exception_ptr(TaskTimeoutError(what));
+    case PoolErrorKind::cancelled: return std::make_exception_ptr(CancelledError(what));
+    case PoolErrorKind::closed: return std::make_exception_ptr(ClosedError(what));
+  }
+  r.fail("a result message has a bad pool error kind");
+}
+
+MP_COMPILED bool read_status(Reader& r, std::exception_ptr& err, std::uint64_t& index) {
+  const auto st = r.read_raw<std::uint8_t>();
+  if (st == static_cast<std::uint8_t>(ResultStatus::ok)) return true;
+  if (st == static_cast<std::uint8_t>(ResultStatus::error)) {
+    index = r.read<std::uint64_t>();
+    err = make_exception(read_wire_error(r));
+  } else if (st == static_cast<std::uint8_t>(ResultStatus::pool_error)) {
+    index = 0;
+    err = read_pool_error(r);
+  } else {
+    r.fail("a result message has a bad status byte");
+  }
+  return false;
+}
+
+MP_COMPILED void run_task(std::span<const std::byte> msg, ResultOut& out) {
+  Reader in(msg);
+  Trampoline t = nullptr;
+  try {
+    t = resolve_function_as<Trampoline>(in.read<FunctionId>());
+    if (t == nullptr) throw DecodeError("mp: a task message names no function");
+  } catch (...) {
+    write_current_error(out, 0);
+    return;
+  }
+  t(in, out);
+}
+
+#endif  // MP_DEFINE_COMPILED
 
 }  // namespace mp::detail

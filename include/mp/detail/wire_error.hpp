@@ -12,6 +12,8 @@
 // identify) as mp::RemoteError with the type name and what().
 #pragma once
 
+#include <mp/detail/compiled.hpp>
+
 #include <cxxabi.h>
 
 #include <cstddef>
@@ -54,7 +56,30 @@ struct WireError {
 
 /// The exception being handled, when it derives from std::exception. Call
 /// only inside a catch block.
-inline const std::exception* current_std_exception() noexcept {
+MP_COMPILED const std::exception* current_std_exception() noexcept;
+
+/// The demangled type name and what() of the exception being handled, with
+/// kind `other`. Call only inside a catch block. Throws std::bad_alloc.
+MP_COMPILED WireError describe_current_exception();
+
+/// The kind of e's exact dynamic type among the standard rethrown types.
+MP_COMPILED ErrorKind standard_kind(const std::exception& e) noexcept;
+
+/// Describes and classifies the exception being handled: a standard type, a
+/// registered type with its fields (when encoding them throws, it travels as
+/// `other`), or `other`. Call only inside a catch block. Throws std::bad_alloc.
+MP_COMPILED WireError current_wire_error();
+
+/// The exception a WireError stands for. Throws mp::DecodeError when a
+/// registered type's fields do not decode, or what its constructor throws.
+MP_COMPILED std::exception_ptr make_exception(const WireError& w);
+
+/// Reads an error body; throws mp::DecodeError when it is malformed.
+MP_COMPILED WireError read_wire_error(Reader& r);
+
+#if MP_DEFINE_COMPILED
+
+MP_COMPILED const std::exception* current_std_exception() noexcept {
   try {
     throw;
   } catch (const std::exception& e) {
@@ -64,16 +89,13 @@ inline const std::exception* current_std_exception() noexcept {
   }
 }
 
-/// The demangled type name and what() of the exception being handled, with
-/// kind `other`. Call only inside a catch block. Throws std::bad_alloc.
-inline WireError describe_current_exception() {
+MP_COMPILED WireError describe_current_exception() {
   if (const std::exception* e = current_std_exception()) return {ErrorKind::other, demangle(typeid(*e).name()), e->what(), {}, {}};
   const std::type_info* t = abi::__cxa_current_exception_type();
   return {ErrorKind::other, t ? demangle(t->name()) : "unknown", "an exception not derived from std::exception", {}, {}};
 }
 
-/// The kind of e's exact dynamic type among the standard rethrown types.
-inline ErrorKind standard_kind(const std::exception& e) noexcept {
+MP_COMPILED ErrorKind standard_kind(const std::exception& e) noexcept {
   const std::pair<const std::type_info*, ErrorKind> table[] = {
       {&typeid(std::runtime_error), ErrorKind::runtime_error}, {&typeid(std::logic_error), ErrorKind::logic_error},
       {&typeid(std::invalid_argument), ErrorKind::invalid_argument}, {&typeid(std::domain_error), ErrorKind::domain_error},
@@ -85,10 +107,7 @@ inline ErrorKind standard_kind(const std::exception& e) noexcept {
   return ErrorKind::other;
 }
 
-/// Describes and classifies the exception being handled: a standard type, a
-/// registered type with its fields (when encoding them throws, it travels as
-/// `other`), or `other`. Call only inside a catch block. Throws std::bad_alloc.
-inline WireError current_wire_error() {
+MP_COMPILED WireError current_wire_error() {
   WireError w = describe_current_exception();
   const std::exception* e = current_std_exception();
   if (e == nullptr) return w;
@@ -105,9 +124,7 @@ inline WireError current_wire_error() {
   return w;
 }
 
-/// The exception a WireError stands for. Throws mp::DecodeError when a
-/// registered type's fields do not decode, or what its constructor throws.
-inline std::exception_ptr make_exception(const WireError& w) {
+MP_COMPILED std::exception_ptr make_exception(const WireError& w) {
   switch (w.kind) {
     case ErrorKind::runtime_error: return std::make_exception_ptr(std::runtime_error(w.what));
     case ErrorKind::logic_error: return std::make_exception_ptr(std::logic_error(w.what));
@@ -127,11 +144,16 @@ inline std::exception_ptr make_exception(const WireError& w) {
   return std::make_exception_ptr(RemoteError(w.type_name, w.what));
 }
 
-/// Reads an error body; throws mp::DecodeError when it is malformed.
-inline WireError read_wire_error(Reader& r) {
+#endif  // MP_DEFINE_COMPILED
+
+#if MP_DEFINE_COMPILED
+
+MP_COMPILED WireError read_wire_error(Reader& r) {
   WireError w = r.read<WireError>();
   if (w.kind > ErrorKind::registered) r.fail("a result message has a bad error kind");
   return w;
 }
+
+#endif  // MP_DEFINE_COMPILED
 
 }  // namespace mp::detail
