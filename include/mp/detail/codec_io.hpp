@@ -45,8 +45,25 @@ using wire_length = std::uint64_t;
 /// bytes, beyond the bytes left (bounds the work a forged count can cause).
 inline constexpr std::size_t max_zero_size_elements = std::size_t{1} << 24;
 
+// Cold, out of line, and given values rather than a Reader's `this`: a
+// Reader whose address never escapes can live in registers through a
+// decoding loop.
+#if MP_DEFINE_COMPILED
 /// Throws DecodeError("mp cannot decode the input: <what> (at byte <at>).").
-[[noreturn, gnu::cold, gnu::noinline]] MP_COMPILED void throw_decode_error(const char* what, std::size_t at);
+[[noreturn, gnu::cold, gnu::noinline]] MP_COMPILED void throw_decode_error(const char* what, std::size_t at) {
+  throw DecodeError(std::string("mp cannot decode the input: ") + what + " (at byte " + std::to_string(at) + ").");
+}
+
+/// Throws DecodeError for a read of n bytes at byte `at` with `left` left.
+[[noreturn, gnu::cold, gnu::noinline]] MP_COMPILED void throw_truncated(std::size_t n, std::size_t at,
+                                                                       std::size_t left) {
+  throw DecodeError("mp cannot decode the input: it is truncated (needs " + std::to_string(n) + " more bytes at byte " +
+                    std::to_string(at) + ", " + std::to_string(left) + " left).");
+}
+#else
+[[noreturn]] void throw_decode_error(const char* what, std::size_t at);
+[[noreturn]] void throw_truncated(std::size_t n, std::size_t at, std::size_t left);
+#endif
 
 /// Bounds-checked sequential reader over encoded bytes. Not thread-safe (one
 /// reader per thread); reads only the span it was given.
@@ -61,7 +78,7 @@ public:
   /// Consumes n bytes and returns where they start; throws DecodeError when
   /// fewer than n bytes are left.
   const std::byte* take(std::size_t n) {
-    if (n > remaining()) fail_truncated(n, position(), remaining());
+    if (n > remaining()) throw_truncated(n, position(), remaining());
     const std::byte* q = p_;
     p_ += n;
     return q;
@@ -125,10 +142,6 @@ public:
   [[noreturn]] static void fail_at(const char* what, std::size_t at) { throw_decode_error(what, at); }
 
 private:
-  // Static, given values rather than `this`: a Reader whose address never
-  // escapes can live in registers through a decoding loop.
-  [[noreturn, gnu::cold, gnu::noinline]] static void fail_truncated(std::size_t n, std::size_t at, std::size_t left);
-
   const std::byte* begin_;
   const std::byte* p_;
   const std::byte* end_;
@@ -223,18 +236,5 @@ public:
 private:
   Reader& r_;
 };
-
-#if MP_DEFINE_COMPILED
-
-MP_COMPILED void throw_decode_error(const char* what, std::size_t at) {
-  throw DecodeError(std::string("mp cannot decode the input: ") + what + " (at byte " + std::to_string(at) + ").");
-}
-
-MP_COMPILED void Reader::fail_truncated(std::size_t n, std::size_t at, std::size_t left) {
-  throw DecodeError("mp cannot decode the input: it is truncated (needs " + std::to_string(n) +
-                    " more bytes at byte " + std::to_string(at) + ", " + std::to_string(left) + " left).");
-}
-
-#endif  // MP_DEFINE_COMPILED
 
 }  // namespace mp::detail
