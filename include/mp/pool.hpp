@@ -31,7 +31,7 @@
 #include <mp/cpu_count.hpp>
 #include <mp/detail/call_options.hpp>
 #ifdef MP_SEPARATE_COMPILATION  // the engine is compiled once, in the file including <mp/src.hpp>
-#include <mp/detail/compiled_fork_backend.hpp>
+#include <mp/detail/compiled_backend.hpp>
 #else
 #include <mp/detail/fork_backend.hpp>
 #endif

@@ -26,13 +26,14 @@
 // iostreams', your own) the child will need.
 #pragma once
 
+#include <mp/detail/compiled.hpp>  // first: MP_DEFINE_COMPILED selects includes below
+
 #include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <exception>
 #include <functional>
-#include <iostream>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -48,6 +49,9 @@
 #include <unistd.h>
 #include <utility>
 #include <vector>
+#if MP_DEFINE_COMPILED
+#include <iostream>
+#endif
 
 #include <mp/detail/shared_object.hpp>
 #include <mp/detail/syscall.hpp>
@@ -112,10 +116,7 @@ struct Runtime {
   std::vector<std::weak_ptr<ProcessState>> children;
 };
 
-inline Runtime*& runtime() {
-  static Runtime* r = new Runtime();  // reachable for ever: never freed, never reported
-  return r;
-}
+MP_COMPILED Runtime*& runtime();
 
 struct TargetBase {
   virtual ~TargetBase() = default;
@@ -134,7 +135,20 @@ struct Target final : TargetBase {
 };
 
 /// In a child whose target threw: prints "Process <name>: <type>: <what>".
-inline void report_exception(const std::string& name) noexcept {
+MP_COMPILED void report_exception(const std::string& name) noexcept;
+
+MP_COMPILED void flush_std_streams() noexcept;
+
+MP_COMPILED int pidfd_open(pid_t pid) noexcept;
+
+#if MP_DEFINE_COMPILED
+
+MP_COMPILED Runtime*& runtime() {
+  static Runtime* r = new Runtime();  // reachable for ever: never freed, never reported
+  return r;
+}
+
+MP_COMPILED void report_exception(const std::string& name) noexcept {
   try {
     const WireError e = describe_current_exception();
     std::fprintf(stderr, "Process %s: %s: %s\n", name.c_str(), e.type_name.c_str(), e.what.c_str());
@@ -143,7 +157,7 @@ inline void report_exception(const std::string& name) noexcept {
   }
 }
 
-inline void flush_std_streams() noexcept {
+MP_COMPILED void flush_std_streams() noexcept {
   try {
     std::cout.flush();
     std::cerr.flush();
@@ -153,7 +167,7 @@ inline void flush_std_streams() noexcept {
   std::fflush(nullptr);
 }
 
-inline int pidfd_open(pid_t pid) noexcept {
+MP_COMPILED int pidfd_open(pid_t pid) noexcept {
 #ifdef SYS_pidfd_open
   return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
 #else
@@ -161,6 +175,8 @@ inline int pidfd_open(pid_t pid) noexcept {
   return -1;
 #endif
 }
+
+#endif  // MP_DEFINE_COMPILED
 
 }  // namespace detail
 
@@ -228,26 +244,7 @@ public:
 
   /// Forks the child, which runs the target and exits. Does not wait for it.
   /// Throws std::logic_error if already started, std::system_error if fork fails.
-  void start() {
-    if (!state_ || pid() != 0 || !target_) throw std::logic_error("mp::Process::start(): cannot start a process twice");
-    detail::flush_std_streams();  // or buffered output would be printed twice
-    pid_t pid = ::fork();
-    if (pid < 0) detail::throw_system_error("fork");
-    if (pid == 0) run_child();
-    {
-      std::lock_guard g(state_->m);
-      state_->pid = pid;
-      state_->creator = detail::self_pid();
-      state_->pidfd = detail::pidfd_open(pid);
-    }
-    detail::Runtime& rt = *detail::runtime();
-    {
-      std::lock_guard g(rt.m);
-      std::erase_if(rt.children, [](const auto& w) { return w.expired(); });
-      rt.children.push_back(state_);
-    }
-    target_.reset();  // as Python: the parent's copy of the target and its arguments goes
-  }
+  void start();
 
   /// Blocks until the child exits and reaps it. Throws std::logic_error if
   /// not started or not this process's child.
@@ -291,23 +288,7 @@ public:
   void kill() { signal(SIGKILL, "kill"); }
 
 private:
-  [[noreturn]] void run_child() noexcept {
-    auto* rt = new detail::Runtime();
-    const detail::Runtime& old = *detail::runtime();
-    rt->name = state_->name;
-    rt->identity = identity_;
-    rt->parent.emplace(old.name, ::getppid());
-    detail::runtime() = rt;  // the old one may be locked by a thread fork did not copy
-    int code = 0;
-    try {
-      target_->run();
-    } catch (...) {
-      detail::report_exception(rt->name);
-      code = 1;
-    }
-    detail::flush_std_streams();
-    ::_exit(code);
-  }
+  [[noreturn]] void run_child() noexcept;
 
   /// Whether this process started the child (so may signal and reap it).
   [[nodiscard]] bool started_here() const noexcept {
@@ -316,53 +297,13 @@ private:
     return state_->pid != 0 && state_->creator == detail::self_pid();
   }
 
-  void check_child(const char* what) const {
-    if (pid() == 0) throw std::logic_error(std::string("mp::Process::") + what + "(): the process was not started");
-    if (!started_here())
-      throw std::logic_error(std::string("mp::Process::") + what + "(): can only be used by the process that started it");
-  }
+  void check_child(const char* what) const;
 
-  bool join_until(detail::Clock::time_point deadline) {
-    check_child("join");
-    auto backoff = std::chrono::microseconds(100);
-    for (;;) {
-      int fd = -1;
-      {
-        std::lock_guard g(state_->m);
-        if (state_->poll_locked()) return true;
-        fd = state_->pidfd;
-      }
-      auto now = detail::Clock::now();
-      if (now >= deadline) return false;
-      auto left = deadline - now;
-      if (fd >= 0 && left > std::chrono::hours(24)) left = std::chrono::hours(24);
-      if (fd >= 0) {
-        // Another thread may reap and close fd meanwhile; then ppoll returns at once (POLLNVAL).
-        pollfd p{fd, POLLIN, 0};
-        const timespec ts = detail::relative_timespec(left);
-        ::ppoll(&p, 1, &ts, nullptr);
-      } else {
-        std::this_thread::sleep_for(std::min<detail::Clock::duration>(backoff, left));
-        backoff = std::min(backoff * 2, std::chrono::microseconds(10'000));
-      }
-    }
-  }
+  bool join_until(detail::Clock::time_point deadline);
 
-  void signal(int sig, const char* what) {
-    check_child(what);
-    std::lock_guard g(state_->m);
-    if (state_->poll_locked()) return;  // reaped: the pid may belong to someone else now
-    if (::kill(state_->pid, sig) != 0 && errno != ESRCH) detail::throw_system_error("kill");
-  }
+  void signal(int sig, const char* what);
 
-  void finish() noexcept {
-    if (!started_here()) return;
-    try {
-      if (daemon_) terminate();
-      join();
-    } catch (...) {
-    }
-  }
+  void finish() noexcept;
 
   std::shared_ptr<detail::ProcessState> state_;
   std::unique_ptr<detail::TargetBase> target_;
@@ -370,25 +311,124 @@ private:
   bool daemon_ = false;
 };
 
+#if MP_DEFINE_COMPILED
+
+MP_COMPILED void Process::start() {
+  if (!state_ || pid() != 0 || !target_) throw std::logic_error("mp::Process::start(): cannot start a process twice");
+  detail::flush_std_streams();  // or buffered output would be printed twice
+  pid_t pid = ::fork();
+  if (pid < 0) detail::throw_system_error("fork");
+  if (pid == 0) run_child();
+  {
+    std::lock_guard g(state_->m);
+    state_->pid = pid;
+    state_->creator = detail::self_pid();
+    state_->pidfd = detail::pidfd_open(pid);
+  }
+  detail::Runtime& rt = *detail::runtime();
+  {
+    std::lock_guard g(rt.m);
+    std::erase_if(rt.children, [](const auto& w) { return w.expired(); });
+    rt.children.push_back(state_);
+  }
+  target_.reset();  // as Python: the parent's copy of the target and its arguments goes
+}
+
+MP_COMPILED void Process::run_child() noexcept {
+  auto* rt = new detail::Runtime();
+  const detail::Runtime& old = *detail::runtime();
+  rt->name = state_->name;
+  rt->identity = identity_;
+  rt->parent.emplace(old.name, ::getppid());
+  detail::runtime() = rt;  // the old one may be locked by a thread fork did not copy
+  int code = 0;
+  try {
+    target_->run();
+  } catch (...) {
+    detail::report_exception(rt->name);
+    code = 1;
+  }
+  detail::flush_std_streams();
+  ::_exit(code);
+}
+
+MP_COMPILED void Process::check_child(const char* what) const {
+  if (pid() == 0) throw std::logic_error(std::string("mp::Process::") + what + "(): the process was not started");
+  if (!started_here())
+    throw std::logic_error(std::string("mp::Process::") + what + "(): can only be used by the process that started it");
+}
+
+MP_COMPILED bool Process::join_until(detail::Clock::time_point deadline) {
+  check_child("join");
+  auto backoff = std::chrono::microseconds(100);
+  for (;;) {
+    int fd = -1;
+    {
+      std::lock_guard g(state_->m);
+      if (state_->poll_locked()) return true;
+      fd = state_->pidfd;
+    }
+    auto now = detail::Clock::now();
+    if (now >= deadline) return false;
+    auto left = deadline - now;
+    if (fd >= 0 && left > std::chrono::hours(24)) left = std::chrono::hours(24);
+    if (fd >= 0) {
+      // Another thread may reap and close fd meanwhile; then ppoll returns at once (POLLNVAL).
+      pollfd p{fd, POLLIN, 0};
+      const timespec ts = detail::relative_timespec(left);
+      ::ppoll(&p, 1, &ts, nullptr);
+    } else {
+      std::this_thread::sleep_for(std::min<detail::Clock::duration>(backoff, left));
+      backoff = std::min(backoff * 2, std::chrono::microseconds(10'000));
+    }
+  }
+}
+
+MP_COMPILED void Process::signal(int sig, const char* what) {
+  check_child(what);
+  std::lock_guard g(state_->m);
+  if (state_->poll_locked()) return;  // reaped: the pid may belong to someone else now
+  if (::kill(state_->pid, sig) != 0 && errno != ESRCH) detail::throw_system_error("kill");
+}
+
+MP_COMPILED void Process::finish() noexcept {
+  if (!started_here()) return;
+  try {
+    if (daemon_) terminate();
+    join();
+  } catch (...) {
+  }
+}
+
+#endif  // MP_DEFINE_COMPILED
+
 /// The calling process: its name ("MainProcess" in the main process, the
 /// Process's name in a child) and pid. Never blocks; thread-safe.
-inline ProcessInfo current_process() {
+MP_COMPILED ProcessInfo current_process();
+
+/// The process that started this one, or nullopt in the main process.
+/// Never blocks; thread-safe.
+MP_COMPILED std::optional<ProcessInfo> parent_process();
+
+/// The live children this process started (as Python, finished ones are
+/// reaped on the way). Never blocks; thread-safe.
+MP_COMPILED std::vector<ProcessInfo> active_children();
+
+#if MP_DEFINE_COMPILED
+
+MP_COMPILED ProcessInfo current_process() {
   detail::Runtime& rt = *detail::runtime();
   std::lock_guard g(rt.m);
   return ProcessInfo(rt.name, detail::self_pid());
 }
 
-/// The process that started this one, or nullopt in the main process.
-/// Never blocks; thread-safe.
-inline std::optional<ProcessInfo> parent_process() {
+MP_COMPILED std::optional<ProcessInfo> parent_process() {
   detail::Runtime& rt = *detail::runtime();
   std::lock_guard g(rt.m);
   return rt.parent;
 }
 
-/// The live children this process started (as Python, finished ones are
-/// reaped on the way). Never blocks; thread-safe.
-inline std::vector<ProcessInfo> active_children() {
+MP_COMPILED std::vector<ProcessInfo> active_children() {
   detail::Runtime& rt = *detail::runtime();
   std::lock_guard g(rt.m);
   std::vector<ProcessInfo> out;
@@ -402,5 +442,7 @@ inline std::vector<ProcessInfo> active_children() {
   });
   return out;
 }
+
+#endif  // MP_DEFINE_COMPILED
 
 }  // namespace mp

@@ -24,31 +24,46 @@
 #endif
 #define MP_SOURCE
 
-#include <mp/detail/compiled_fork_backend.hpp>
+#include <mp/detail/compiled_backend.hpp>
 #include <mp/detail/fork_backend.hpp>
-#include <mp/detail/progress_bar.hpp>
-#include <mp/pool.hpp>
+#include <mp/detail/thread_backend.hpp>
+#include <mp/mp.hpp>  // every header with MP_COMPILED functions
 
 // Doxygen skips these definitions: their class is internal (mp::detail).
 /// @cond
 namespace mp::detail {
 
-CompiledForkBackend::CompiledForkBackend(const BackendOptions& o) : impl_(std::make_unique<ForkBackend>(o)) {}
-CompiledForkBackend::~CompiledForkBackend() = default;
+template <class Impl>
+CompiledBackend<Impl>::CompiledBackend(const BackendOptions& o) : impl_(std::make_unique<Impl>(o)) {}
+template <class Impl>
+CompiledBackend<Impl>::~CompiledBackend() = default;
 
-unsigned CompiledForkBackend::size() const noexcept { return impl_->size(); }
-pid_t CompiledForkBackend::worker_pid(unsigned i) const noexcept { return impl_->worker_pid(i); }
-void CompiledForkBackend::submit(std::size_t n, EncodeRef enc, std::shared_ptr<Sink> sink, std::size_t index) {
+template <class Impl>
+unsigned CompiledBackend<Impl>::size() const noexcept { return impl_->size(); }
+template <class Impl>
+void CompiledBackend<Impl>::submit(std::size_t n, EncodeRef enc, std::shared_ptr<Sink> sink, std::size_t index) {
   impl_->submit(n, enc, std::move(sink), index);
 }
+template <class Impl>
+std::string CompiledBackend<Impl>::why_not_running() { return impl_->why_not_running(); }
+template <class Impl>
+bool CompiledBackend<Impl>::running() { return impl_->running(); }
+template <class Impl>
+void CompiledBackend<Impl>::close() { impl_->close(); }
+template <class Impl>
+void CompiledBackend<Impl>::join() { impl_->join(); }
+template <class Impl>
+bool CompiledBackend<Impl>::join_until(Clock::time_point deadline) { return impl_->join_until(deadline); }
+template <class Impl>
+void CompiledBackend<Impl>::terminate() { impl_->terminate(); }
+template <class Impl>
+bool CompiledBackend<Impl>::cancel(const Sink* s, bool running) { return impl_->cancel(s, running); }
+
+template class CompiledBackend<ForkBackend>;
+template class CompiledBackend<ThreadBackend>;
+
+pid_t CompiledForkBackend::worker_pid(unsigned i) const noexcept { return impl_->worker_pid(i); }
 std::size_t CompiledForkBackend::running_items(const Sink* s) const { return impl_->running_items(s); }
-std::string CompiledForkBackend::why_not_running() { return impl_->why_not_running(); }
-bool CompiledForkBackend::running() { return impl_->running(); }
-void CompiledForkBackend::close() { impl_->close(); }
-void CompiledForkBackend::join() { impl_->join(); }
-bool CompiledForkBackend::join_until(Clock::time_point deadline) { return impl_->join_until(deadline); }
-void CompiledForkBackend::terminate() { impl_->terminate(); }
-bool CompiledForkBackend::cancel(const Sink* s, bool running) { return impl_->cancel(s, running); }
 
 }  // namespace mp::detail
 

@@ -32,14 +32,20 @@
 //   mp::Pool; a task may also make its own Pool or ThreadPool.
 #pragma once
 
-#include <mp/detail/thread_backend.hpp>
 #include <mp/pool.hpp>
+#ifndef MP_SEPARATE_COMPILATION  // else compiled once, in the file including <mp/src.hpp>
+#include <mp/detail/thread_backend.hpp>
+#endif
 
 namespace mp {
 
 /// The pool of worker threads (see the top of this header for how it
 /// differs from mp::Pool). Thread-safe as mp::Pool; not usable across
 /// processes (a forked child cannot submit to it: std::logic_error).
+#ifdef MP_SEPARATE_COMPILATION
+using ThreadPool = basic_pool<detail::CompiledThreadBackend>;
+#else
 using ThreadPool = basic_pool<detail::ThreadBackend>;
+#endif
 
 }  // namespace mp

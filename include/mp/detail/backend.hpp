@@ -39,6 +39,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <mp/detail/futex.hpp>
@@ -154,5 +155,15 @@ concept Backend =
       b.terminate();
       { b.cancel(s, true) } -> std::same_as<bool>;
     };
+
+/// worker_pid of a pool without worker processes (mp::ThreadPool): using
+/// it (pool.pids()) does not compile.
+template <class Never>
+pid_t no_worker_processes() noexcept {
+  static_assert(!std::is_same_v<Never, Never>,
+                "mp::ThreadPool has no worker processes, so pool.pids() has nothing to return: its workers are "
+                "threads of this process (getpid() in a task is the caller's pid). Use mp::Pool for processes.");
+  return 0;
+}
 
 }  // namespace mp::detail

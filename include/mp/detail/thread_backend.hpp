@@ -109,10 +109,7 @@ public:
   /// Not available: a ThreadPool has no worker processes (pool.pids()).
   template <class Never = void>
   pid_t worker_pid(unsigned) const noexcept {
-    static_assert(always_false<Never>,
-                  "mp::ThreadPool has no worker processes, so pool.pids() has nothing to return: its workers are "
-                  "threads of this process (getpid() in a task is the caller's pid). Use mp::Pool for processes.");
-    return 0;
+    return no_worker_processes<Never>();
   }
 
   /// Queues one task message. Never blocks on the workers (only on mu_).
