@@ -4,14 +4,19 @@
 // is exercised through the public API, with the pool's usual outcomes.
 #include <catch2/catch.hpp>
 
+#include <mp/codec.hpp>
 #include <mp/pool.hpp>
+#include <mp/process.hpp>
 #include <mp/progress.hpp>
+#include <mp/thread_pool.hpp>
 #include <mp/time_limit.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <ranges>
 #include <stdexcept>
@@ -34,6 +39,8 @@ concept complete = requires { sizeof(T); };
 // The engine's class is only declared in this file: its code is compiled in mp_src.cpp.
 static_assert(std::is_same_v<mp::Pool, mp::basic_pool<mp::detail::CompiledForkBackend>>);
 static_assert(!complete<mp::detail::ForkBackend>);
+static_assert(std::is_same_v<mp::ThreadPool, mp::basic_pool<mp::detail::CompiledThreadBackend>>);
+static_assert(!complete<mp::detail::ThreadBackend>);
 
 int square(int x) { return x * x; }
 int add(int a, int b) { return a + b; }
@@ -114,4 +121,48 @@ TEST_CASE("separate compilation: close, join with a timeout, join, and submittin
   CHECK_FALSE(pool.join(10ms));  // the task still runs
   CHECK(pool.join(30s));
   CHECK(r.get(0s) == 300);
+}
+
+TEST_CASE("separate compilation: ThreadPool runs the same calls in threads of this process", "[src]") {
+  mp::ThreadPool pool(mp::PoolOptions{.processes = 2});
+  CHECK(pool.size() == 2);
+  CHECK(pool.apply(pid_of, 0) == static_cast<int>(::getpid()));
+  CHECK(pool.map(square, std::views::iota(0, 100))[99] == 99 * 99);
+  CHECK_THROWS_AS(pool.apply(throws, 3), std::out_of_range);
+  auto r = pool.apply_async(nap, 50);
+  pool.close();
+  CHECK(pool.join(30s));
+  CHECK(r.get(0s) == 50);
+  CHECK_THROWS_WITH(mp::ThreadPool(mp::PoolOptions{.processes = 1, .maxtasksperchild = 3}),
+                    Catch::Contains("maxtasksperchild"));
+}
+
+TEST_CASE("separate compilation: Process starts, names, joins and reports its children", "[src]") {
+  mp::Process ok([](int code) {
+    std::signal(SIGTERM, SIG_DFL);
+    ::_exit(mp::current_process().name() == "worker" && mp::parent_process().has_value() ? code : 99);
+  }, 7);
+  ok.name("worker");
+  ok.start();
+  ok.join();
+  CHECK(ok.exitcode() == 7);
+  mp::Process thrower([] { throw std::runtime_error("from the child"); });
+  thrower.start();
+  CHECK(thrower.join(30s));
+  CHECK(thrower.exitcode() == 1);
+  mp::Process sleeper([] { std::this_thread::sleep_for(60s); });
+  sleeper.start();
+  CHECK(mp::active_children().size() == 1);
+  sleeper.kill();
+  CHECK(sleeper.join(30s));
+  CHECK(sleeper.exitcode() == -SIGKILL);
+  CHECK(mp::current_process().name() == "MainProcess");
+}
+
+TEST_CASE("separate compilation: malformed input is mp::DecodeError naming the byte", "[src]") {
+  const std::vector<std::byte> bytes = mp::dumps(std::vector<int>{1, 2, 3});
+  const std::vector<std::byte> cut(bytes.begin(), bytes.end() - 2);
+  CHECK_THROWS_WITH(mp::loads<std::vector<int>>(cut), Catch::Contains("a length exceeds the bytes left (at byte 0)"));
+  CHECK_THROWS_AS(mp::loads<std::vector<int>>(cut), mp::DecodeError);
+  CHECK_THROWS_WITH(mp::loads<std::int32_t>(mp::dumps(std::int16_t{7})), Catch::Contains("it is truncated"));
 }
