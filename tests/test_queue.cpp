@@ -10,6 +10,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -246,6 +247,28 @@ TEST_CASE("a named queue is opened by name in another process and removed", "[qu
   CHECK_FALSE(mp::Queue<std::string>::remove(name));
   CHECK(mp_test::dev_shm_names().count(name) == 0);
   CHECK_THROWS_AS(mp::Queue<std::string>::open(name), mp::Error);
+}
+
+TEST_CASE("a named queue's file is private, and its failures are mp::Error naming the call", "[queue][named]") {
+  const std::string name = unique_name("private");
+  mp::Queue<int>::remove(name);
+  const mode_t old_umask = ::umask(0);  // the file is 0600 whatever the umask
+  {
+    auto q = mp::Queue<int>::create(name);
+    ::umask(old_umask);
+    CHECK((std::filesystem::status("/dev/shm/" + name).permissions() & std::filesystem::perms::all) ==
+          (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
+    CHECK_THROWS_WITH(mp::Queue<int>::create(name),
+                      "mp: cannot create shared memory '" + name + "': shm_open: File exists");
+    auto other = mp::Queue<int>::open("/" + name);  // shm_open's own spelling names the same file
+    other.put(5);
+    CHECK(q.get(10s) == 5);
+  }
+  CHECK(mp::Queue<int>::remove(name));
+  CHECK_THROWS_WITH(mp::Queue<int>::open(name),
+                    "mp: cannot open shared memory '" + name + "': shm_open: No such file or directory");
+  CHECK_THROWS_WITH(mp::Queue<int>::create("a/b"), Catch::Contains("shm_open: Invalid argument"));
+  CHECK(mp_test::dev_shm_names().count(name) == 0);
 }
 
 TEST_CASE("anonymous queues leave nothing in /dev/shm", "[queue]") {

@@ -19,14 +19,17 @@
 #include <cstdint>
 #include <new>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <utility>
 
-#include <boost/interprocess/anonymous_shared_memory.hpp>
-#include <boost/interprocess/mapped_region.hpp>
-#include <boost/interprocess/shared_memory_object.hpp>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <mp/detail/config.hpp>
+#include <mp/detail/syscall.hpp>
 #include <mp/errors.hpp>
 
 namespace mp::detail {
@@ -47,54 +50,83 @@ inline constexpr std::size_t segment_data_offset = cache_line;
 class Segment {
 public:
   Segment() = default;
+  Segment(Segment&& o) noexcept
+      : base_(std::exchange(o.base_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+  Segment& operator=(Segment&& o) noexcept {
+    if (this != &o) {
+      unmap();
+      base_ = std::exchange(o.base_, nullptr);
+      size_ = std::exchange(o.size_, 0);
+    }
+    return *this;
+  }
+  Segment(const Segment&) = delete;
+  Segment& operator=(const Segment&) = delete;
+  ~Segment() { unmap(); }
 
   /// Maps `size` bytes of anonymous shared memory (MAP_SHARED|MAP_ANONYMOUS):
   /// children forked afterwards share it; nothing appears in /dev/shm.
-  /// Throws std::bad_alloc-like boost errors converted to mp::Error.
+  /// Throws mp::Error naming the size and mmap's error.
   static Segment anonymous(std::size_t size) {
-    try {
-      return Segment(boost::interprocess::anonymous_shared_memory(size));
-    } catch (const boost::interprocess::interprocess_exception& e) {
-      throw Error(std::string("mp: cannot map ") + std::to_string(size) +
-                  " bytes of anonymous shared memory: " + e.what());
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      throw Error("mp: cannot map " + std::to_string(size) + " bytes of anonymous shared memory: mmap: " +
+                  error_text(errno));
     }
+    return Segment(static_cast<std::byte*>(p), size);
   }
 
   /// Creates the named segment /dev/shm/<name> with permissions 0600 and maps
-  /// it. Throws mp::Error if it already exists or cannot be made.
+  /// it. Throws mp::Error if it already exists or cannot be made (then
+  /// nothing is left in /dev/shm).
   static Segment create(const std::string& name, std::size_t size) {
-    namespace bip = boost::interprocess;
-    try {
-      bip::permissions perm;
-      perm.set_permissions(0600);
-      bip::shared_memory_object shm(bip::create_only, name.c_str(), bip::read_write, perm);
-      shm.truncate(static_cast<bip::offset_t>(size));
-      return Segment(bip::mapped_region(shm, bip::read_write));
-    } catch (const bip::interprocess_exception& e) {
-      throw Error("mp: cannot create shared memory '" + name + "': " + e.what());
+    const std::string path = shm_path(name);
+    const int fd = retry_eintr([&] { return ::shm_open(path.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600); });
+    if (fd < 0) throw Error("mp: cannot create shared memory '" + name + "': shm_open: " + error_text(errno));
+    const char* failed = nullptr;
+    if (retry_eintr([&] { return ::fchmod(fd, 0600); }) != 0) failed = "fchmod";  // whatever the umask
+    else if (retry_eintr([&] { return ::ftruncate(fd, static_cast<off_t>(size)); }) != 0) failed = "ftruncate";
+    void* p = failed ? MAP_FAILED : ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED && !failed) failed = "mmap";
+    const int err = errno;
+    ::close(fd);
+    if (failed) {
+      ::shm_unlink(path.c_str());
+      throw Error("mp: cannot create shared memory '" + name + "': " + failed + ": " + error_text(err));
     }
+    return Segment(static_cast<std::byte*>(p), size);
   }
 
-  /// Maps the existing named segment. Throws mp::Error if it does not exist.
+  /// Maps the existing named segment, all of it. Throws mp::Error if it does
+  /// not exist or cannot be mapped.
   static Segment open(const std::string& name) {
-    namespace bip = boost::interprocess;
-    try {
-      bip::shared_memory_object shm(bip::open_only, name.c_str(), bip::read_write);
-      return Segment(bip::mapped_region(shm, bip::read_write));
-    } catch (const bip::interprocess_exception& e) {
-      throw Error("mp: cannot open shared memory '" + name + "': " + e.what());
-    }
+    const std::string path = shm_path(name);
+    const int fd = retry_eintr([&] { return ::shm_open(path.c_str(), O_RDWR, 0); });
+    if (fd < 0) throw Error("mp: cannot open shared memory '" + name + "': shm_open: " + error_text(errno));
+    struct stat st {};
+    const char* failed = ::fstat(fd, &st) != 0 ? "fstat" : nullptr;
+    const auto size = static_cast<std::size_t>(st.st_size);
+    void* p = failed ? MAP_FAILED : ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED && !failed) failed = "mmap";
+    const int err = errno;
+    ::close(fd);
+    if (failed) throw Error("mp: cannot open shared memory '" + name + "': " + failed + ": " + error_text(err));
+    return Segment(static_cast<std::byte*>(p), size);
   }
 
   /// Removes /dev/shm/<name>; processes that mapped it keep their mapping.
   /// Returns false if there was nothing to remove. Never throws.
   static bool remove(const std::string& name) noexcept {
-    return boost::interprocess::shared_memory_object::remove(name.c_str());
+    try {
+      return ::shm_unlink(shm_path(name).c_str()) == 0;
+    } catch (...) {  // out of memory for the path
+      return false;
+    }
   }
 
-  [[nodiscard]] std::byte* base() const noexcept { return static_cast<std::byte*>(region_.get_address()); }
-  [[nodiscard]] std::size_t size() const noexcept { return region_.get_size(); }
-  [[nodiscard]] explicit operator bool() const noexcept { return region_.get_address() != nullptr; }
+  [[nodiscard]] std::byte* base() const noexcept { return base_; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] explicit operator bool() const noexcept { return base_ != nullptr; }
 
   /// The object of type T at `offset` bytes from the start.
   template <class T>
@@ -131,8 +163,20 @@ public:
   }
 
 private:
-  explicit Segment(boost::interprocess::mapped_region&& r) : region_(std::move(r)) {}
-  boost::interprocess::mapped_region region_;
+  Segment(std::byte* base, std::size_t size) noexcept : base_(base), size_(size) {}
+
+  /// shm_open's name: "/" + name, unless name starts with "/".
+  static std::string shm_path(const std::string& name) { return name.starts_with('/') ? name : "/" + name; }
+  static std::string error_text(int err) { return std::generic_category().message(err); }
+
+  void unmap() noexcept {
+    if (base_ != nullptr) ::munmap(base_, size_);
+    base_ = nullptr;
+    size_ = 0;
+  }
+
+  std::byte* base_ = nullptr;
+  std::size_t size_ = 0;
 };
 
 }  // namespace mp::detail
