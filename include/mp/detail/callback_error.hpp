@@ -2,9 +2,11 @@
 // callback goes: one line on stderr, as Python's pools print callback errors.
 #pragma once
 
-#include <mp/detail/compiled.hpp>
+#include <mp/detail/compiled.hpp>  // first: MP_DEFINE_COMPILED selects includes below
 
+#if MP_DEFINE_COMPILED
 #include <cxxabi.h>
+#endif
 #include <unistd.h>
 
 #include <cerrno>

@@ -2,9 +2,11 @@
 // for the messages that name an exception's type.
 #pragma once
 
-#include <mp/detail/compiled.hpp>
+#include <mp/detail/compiled.hpp>  // first: MP_DEFINE_COMPILED selects includes below
 
+#if MP_DEFINE_COMPILED
 #include <cxxabi.h>
+#endif
 
 #include <cstdlib>
 #include <memory>

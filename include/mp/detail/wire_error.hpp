@@ -12,9 +12,11 @@
 // identify) as mp::RemoteError with the type name and what().
 #pragma once
 
-#include <mp/detail/compiled.hpp>
+#include <mp/detail/compiled.hpp>  // first: MP_DEFINE_COMPILED selects includes below
 
+#if MP_DEFINE_COMPILED
 #include <cxxabi.h>
+#endif
 
 #include <cstddef>
 #include <cstdint>
@@ -143,10 +145,6 @@ MP_COMPILED std::exception_ptr make_exception(const WireError& w) {
   }
   return std::make_exception_ptr(RemoteError(w.type_name, w.what));
 }
-
-#endif  // MP_DEFINE_COMPILED
-
-#if MP_DEFINE_COMPILED
 
 MP_COMPILED WireError read_wire_error(Reader& r) {
   WireError w = r.read<WireError>();
