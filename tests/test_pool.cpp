@@ -504,6 +504,23 @@ TEST_CASE("imap's default chunks start at one item and grow on tiny tasks", "[po
   CHECK(mp::detail::TestAccess::imap_next_chunk(fixed) == 7);
 }
 
+TEST_CASE("imap's default chunks grow by the workers' time per item, whatever the time between chunks",
+          "[pool][imap]") {
+  // The consumer spends at least 1 ms on each result, so at least 1 ms per
+  // item passes between two chunks: time per item outside the workers, as a
+  // slow parent (under valgrind, or with many workers per parent) spends per
+  // chunk. The items take microseconds in a worker, so chunks double anyway.
+  mp::Pool pool(2);
+  auto r = pool.imap(identity, std::views::iota(0, 100'000));
+  std::size_t n = 0;
+  for (auto it = r.begin(); it != r.end() && mp::detail::TestAccess::imap_next_chunk(r) < 64 && n < 1000; ++it) {
+    CHECK(*it == static_cast<int>(n++));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  CHECK(mp::detail::TestAccess::imap_next_chunk(r) >= 64);
+  CHECK(n < 100);
+}
+
 std::vector<double> scaled(std::vector<double> row) {
   for (double& x : row) x *= 2;
   return row;

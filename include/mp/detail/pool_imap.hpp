@@ -27,8 +27,8 @@ inline constexpr Clock::duration imap_chunk_target = std::chrono::milliseconds(2
 
 /// How an imap cuts its input: a fixed chunksize, or (the default) chunks
 /// that start at one item and grow, at most doubling per finished chunk,
-/// towards imap_chunk_target of work, up to `cap` items and about
-/// default_chunk_bytes of encoded input.
+/// towards imap_chunk_target of work in a worker (as the workers measure
+/// it), up to `cap` items and about default_chunk_bytes of encoded input.
 struct ImapChunking {
   std::size_t fixed = 0;                    ///< the caller's chunksize; 0: adaptive
   std::size_t cap = imap_max_default_chunk;  ///< adaptive chunks hold at most this many items
@@ -82,7 +82,6 @@ public:
     if (!started_) {
       started_ = true;
       it_ = std::ranges::begin(view_);
-      last_ = Clock::now();
       next_chunk();
     }
     return iterator(this);
@@ -159,7 +158,7 @@ private:
       auto c = st_->take(ordered_, take_seq_);
       if (ordered_) ++take_seq_;
       --inflight_;
-      grow(c.values.size());
+      grow(c.values.size(), c.run_ns);
       if (c.error) std::rethrow_exception(c.error);
       if constexpr (std::is_same_v<Elem, R>) {
         cur_ = std::move(c.values);
@@ -169,15 +168,15 @@ private:
     }
   }
 
-  /// After a chunk of `items` was taken: the adaptive chunksize moves
-  /// towards imap_chunk_target of work (at most doubling each time), from
-  /// a running mean of the time between taken chunks per item per worker.
-  void grow(std::size_t items) {
+  /// After a chunk of `items` that a worker ran in `run_ns` was taken: the
+  /// adaptive chunksize moves towards imap_chunk_target of work (at most
+  /// doubling each time), from a running mean of the workers' time per
+  /// item. Time outside the worker (the channels, the result thread, the
+  /// consumer) does not count: a chunk's cost there does not grow with its
+  /// items, so counting it would keep chunks small where it dominates.
+  void grow(std::size_t items, std::uint64_t run_ns) {
     if (cap_ == 0 || items == 0) return;
-    const Clock::time_point now = Clock::now();
-    const double sample = std::chrono::duration<double>(now - last_).count() * std::max(1u, b_->size()) /
-                          static_cast<double>(items);
-    last_ = now;
+    const double sample = static_cast<double>(run_ns) * 1e-9 / static_cast<double>(items);
     per_item_ = per_item_ < 0 ? sample : (per_item_ + sample) / 2;
     const double target = std::chrono::duration<double>(imap_chunk_target).count() / std::max(per_item_, 1e-9);
     const double next = std::min({target, 2.0 * static_cast<double>(cs_), static_cast<double>(cap_)});
@@ -198,8 +197,7 @@ private:
   bool started_ = false, exhausted_ = false;
   std::size_t next_seq_ = 0, take_seq_ = 0, inflight_ = 0, sent_items_ = 0;
   std::exception_ptr input_error_;  ///< the input's exception, rethrown after the last result
-  Clock::time_point last_;  ///< when the last chunk was taken (or the first sent)
-  double per_item_ = -1;    ///< running mean of seconds per item per worker; < 0: none yet
+  double per_item_ = -1;  ///< running mean of a worker's seconds per item; < 0: none yet
   std::vector<Elem> cur_;
   std::size_t pos_ = 0;
 };

@@ -158,6 +158,7 @@ public:
   struct Chunk {
     std::vector<R> values;
     std::exception_ptr error;
+    std::uint64_t run_ns = 0;  ///< how long the worker ran it (0 when it failed)
   };
 
   explicit ImapState(std::shared_ptr<ProgressTracker> progress = {}) : progress_(std::move(progress)) {}
@@ -188,7 +189,7 @@ public:
       }
       std::vector<Elem> tmp(count);
       std::uint64_t idx = 0;
-      if (read_chunk<Elem>(msg, tmp.data(), count, c.error, idx)) {
+      if (read_chunk<Elem>(msg, tmp.data(), count, c.error, idx, &c.run_ns)) {
         c.values.assign(tmp.begin(), tmp.end());
         if (progress_) progress_->add(count);
       }

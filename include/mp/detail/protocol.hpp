@@ -12,9 +12,12 @@
 // Result message (worker -> parent): a status byte, then its body.
 //
 //   ok, apply      | 0 | R (nothing for void) |
-//   ok, chunk      | 0 | u64 count | R 1 | ... | R count |   (void R: | 0 | u64 count |)
+//   ok, chunk      | 0 | u64 ns | u64 count | R 1 | ... | R count |   (void R: no R)
 //   error          | 1 | u64 item index in the chunk | error body (wire_error.hpp) |
 //   pool error     | 2 | u8 PoolErrorKind | i64 pid | what |
+//
+// A chunk's ns is how long the worker ran it (decoding it and calling f on
+// its items), in nanoseconds: imap sizes its next chunks by it.
 //
 // An error is what the task threw; a pool error is one the pool raised
 // about the task where it ran (its worker was lost, it timed out, was
@@ -33,6 +36,7 @@
 #include <mp/detail/compiled.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -102,14 +106,20 @@ void write_ok(ResultOut& out, const R* r) {
   out.write(n, enc);
 }
 
-/// Writes a chunk's ok message: the results, or for void only their count.
+/// Writes a chunk's ok message: how long it ran (ns), then the results, or
+/// for void only their count.
 template <class R>
-void write_chunk_ok(ResultOut& out, const R& results) {
+void write_chunk_ok(ResultOut& out, std::uint64_t ns, const R& results) {
   auto enc = [&](std::byte* p) {
     *p = std::byte{static_cast<std::uint8_t>(ResultStatus::ok)};
-    encode_to(p + 1, results);
+    encode_to(p + 1, ns, results);
   };
-  out.write(1 + encoded_size(results), enc);
+  out.write(1 + encoded_size(ns, results), enc);
+}
+
+/// Nanoseconds from `start` to now.
+inline std::uint64_t ns_since(Clock::time_point start) noexcept {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count());
 }
 
 /// Writes an error result for the exception being handled (call in catch).
@@ -159,14 +169,17 @@ void deliver_apply_result(std::span<const std::byte> msg, To& to) noexcept {
   }
 }
 
-/// Reads a chunk's results into out[0..count) (void: checks their count):
+/// Reads a chunk's results into out[0..count) (void: checks their count)
+/// and, if run_ns is not null, how long the worker ran it into *run_ns:
 /// returns false and sets err/err_index (item index inside the chunk) when
 /// the chunk failed. Throws mp::DecodeError on a malformed message.
 template <class R>
 bool read_chunk(std::span<const std::byte> msg, R* out, std::size_t count, std::exception_ptr& err,
-                std::uint64_t& err_index) {
+                std::uint64_t& err_index, std::uint64_t* run_ns = nullptr) {
   Reader r(msg);
   if (!read_status(r, err, err_index)) return false;
+  const auto ns = r.read<std::uint64_t>();
+  if (run_ns != nullptr) *run_ns = ns;
   const auto n = r.read<std::uint64_t>();
   if (n != count) r.fail("a chunk result has the wrong number of items");
   if constexpr (std::is_void_v<R>) {
@@ -215,11 +228,13 @@ template <bool Star, class F, class T>
 using item_result_t = decltype(call_item<Star>(std::declval<F&>(), std::declval<T&>()));
 
 /// map/starmap chunk: decode F and `count` items, call f on each in order,
-/// send all results in one message (a void f: their count); the first
-/// throwing item stops the chunk and its index travels with the error.
+/// send all results in one message (a void f: their count) with the time
+/// that took; the first throwing item stops the chunk and its index travels
+/// with the error.
 template <bool Star, class F, class T>
 void chunk_trampoline(Reader& in, ResultOut& out) {
   using R = std::remove_cvref_t<item_result_t<Star, F, T>>;
+  const Clock::time_point start = Clock::now();
   std::uint64_t i = 0;
   try {
     F f = in.read<F>();
@@ -230,7 +245,7 @@ void chunk_trampoline(Reader& in, ResultOut& out) {
         call_item<Star>(f, slot.next(in));
         note_items(i + 1);
       }
-      write_chunk_ok(out, std::uint64_t{n});
+      write_chunk_ok(out, ns_since(start), std::uint64_t{n});
     } else {
       std::vector<R> results;
       results.reserve(std::min<std::size_t>(n, in.remaining() + 1));
@@ -238,7 +253,7 @@ void chunk_trampoline(Reader& in, ResultOut& out) {
         results.push_back(call_item<Star>(f, slot.next(in)));
         note_items(i + 1);
       }
-      write_chunk_ok(out, results);
+      write_chunk_ok(out, ns_since(start), results);
     }
   } catch (...) {
     write_current_error(out, i);
