@@ -4,10 +4,17 @@
 // is exercised through the public API, with the pool's usual outcomes.
 #include <catch2/catch.hpp>
 
+#include <mp/barrier.hpp>
 #include <mp/codec.hpp>
+#include <mp/condition.hpp>
+#include <mp/event.hpp>
+#include <mp/lock.hpp>
+#include <mp/pipe.hpp>
 #include <mp/pool.hpp>
 #include <mp/process.hpp>
 #include <mp/progress.hpp>
+#include <mp/queue.hpp>
+#include <mp/semaphore.hpp>
 #include <mp/thread_pool.hpp>
 #include <mp/time_limit.hpp>
 
@@ -165,4 +172,43 @@ TEST_CASE("separate compilation: malformed input is mp::DecodeError naming the b
   CHECK_THROWS_WITH(mp::loads<std::vector<int>>(cut), Catch::Contains("a length exceeds the bytes left (at byte 0)"));
   CHECK_THROWS_AS(mp::loads<std::vector<int>>(cut), mp::DecodeError);
   CHECK_THROWS_WITH(mp::loads<std::int32_t>(mp::dumps(std::int16_t{7})), Catch::Contains("it is truncated"));
+}
+
+TEST_CASE("separate compilation: queues, pipes and the locks work between processes", "[src]") {
+  mp::Queue<int> q;
+  mp::Lock lock;
+  mp::RLock rlock;
+  mp::Semaphore sem(0);
+  mp::Event event;
+  mp::Condition cond;
+  mp::Barrier barrier(2);
+  auto [here, there] = mp::Pipe<int>();
+  mp::Process child([&] {
+    std::signal(SIGTERM, SIG_DFL);
+    q.put(1);
+    there.send(2);
+    sem.release();
+    event.set();
+    barrier.wait();
+    lock.acquire();  // held by the parent until the queue says so
+    lock.release();
+    rlock.acquire();
+    rlock.acquire();
+    rlock.release();
+    rlock.release();
+    cond.acquire();
+    cond.notify();
+    cond.release();
+  });
+  lock.acquire();
+  child.start();
+  CHECK(q.get(30s) == 1);
+  CHECK(here.recv() == 2);
+  CHECK(sem.acquire(30s));
+  CHECK(event.wait(30s));
+  barrier.wait();
+  lock.release();
+  CHECK(child.join(30s));
+  CHECK(child.exitcode() == 0);
+  CHECK_THROWS_AS(lock.release(), std::logic_error);
 }

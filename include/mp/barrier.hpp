@@ -28,6 +28,7 @@
 #include <stdexcept>
 #include <string>
 
+#include <mp/detail/compiled.hpp>
 #include <mp/detail/futex.hpp>
 #include <mp/detail/robust_mutex.hpp>
 #include <mp/detail/shared_object.hpp>
@@ -80,28 +81,11 @@ public:
 
   /// Breaks the barrier: current and later waiters throw BrokenBarrierError
   /// until reset(). Never blocks beyond a short critical section.
-  void abort() {
-    detail::BarrierLayout& l = *s_;
-    {
-      detail::RobustLock g(l.m, [&] { break_locked(l); });
-      break_locked(l);
-    }
-    detail::futex_wake_all(l.state);
-  }
+  void abort();
 
   /// Returns the barrier to its empty, unbroken state; processes waiting now
   /// throw BrokenBarrierError. Never blocks beyond a short critical section.
-  void reset() {
-    detail::BarrierLayout& l = *s_;
-    {
-      detail::RobustLock g(l.m, [&] { break_locked(l); });
-      std::uint32_t gen = l.state.load() >> 1;
-      if (l.count != 0) l.ends[gen % l.ring].store(gen << 1);
-      l.count = 0;
-      l.state.store((gen + 1) << 1);
-    }
-    detail::futex_wake_all(l.state);
-  }
+  void reset();
 
   /// The number of parties. Never blocks.
   [[nodiscard]] std::uint32_t parties() const noexcept { return s_->parties; }
@@ -114,56 +98,20 @@ public:
   [[nodiscard]] bool broken() const noexcept { return (s_->state.load() & 1u) != 0; }
 
 private:
-  static detail::SharedObject<detail::BarrierLayout> make(std::uint32_t parties) {
-    if (parties == 0) throw std::invalid_argument("mp::Barrier: parties must be at least 1");
-    return detail::SharedObject<detail::BarrierLayout>::make(detail::barrier_magic, 1, 0,
-                                                             [&](detail::BarrierLayout& l) {
-                                                               l.m.init();
-                                                               l.parties = parties;
-                                                             });
-  }
+  static detail::SharedObject<detail::BarrierLayout> make(std::uint32_t parties);
 
   /// With m held: marks the current generation broken.
-  static void break_locked(detail::BarrierLayout& l) {
-    std::uint32_t st = l.state.load();
-    l.ends[(st >> 1) % l.ring].store((st >> 1) << 1);
-    l.count = 0;
-    l.state.store(st | 1u);
-  }
+  static void break_locked(detail::BarrierLayout& l);
 
   /// On a timeout: breaks the barrier if it is still in state `mine` (not
   /// completed meanwhile). Returns whether it did.
-  static bool break_if_still(detail::BarrierLayout& l, std::uint32_t mine) {
-    {
-      detail::RobustLock g(l.m, [&] { break_locked(l); });
-      if (l.state.load() != mine) return false;
-      break_locked(l);
-    }
-    detail::futex_wake_all(l.state);
-    return true;
-  }
+  static bool break_if_still(detail::BarrierLayout& l, std::uint32_t mine);
 
   [[noreturn]] static void throw_broken(const char* why) {
     throw BrokenBarrierError(std::string("mp::Barrier: ") + why);
   }
 
-  std::uint32_t wait_until(detail::Clock::time_point deadline) {
-    detail::BarrierLayout& l = *s_;
-    std::uint32_t mine = 0;
-    std::uint32_t index = 0;
-    {
-      detail::RobustLock g(l.m, [&] { break_locked(l); });
-      mine = l.state.load();
-      if ((mine & 1u) != 0) throw_broken("the barrier is broken (aborted or timed out); call reset() first");
-      index = l.count++;
-      if (l.count == l.parties) {
-        detail::complete_generation(l, mine >> 1);
-        detail::futex_wake_all(l.state);
-        return index;
-      }
-    }
-    return await(l, mine, index, deadline);
-  }
+  std::uint32_t wait_until(detail::Clock::time_point deadline);
 
   std::uint32_t await(detail::BarrierLayout& l, std::uint32_t mine, std::uint32_t index,
                       detail::Clock::time_point deadline) {
@@ -188,5 +136,74 @@ private:
 
   detail::SharedObject<detail::BarrierLayout> s_;
 };
+
+#if MP_DEFINE_COMPILED
+
+MP_COMPILED void Barrier::abort() {
+  detail::BarrierLayout& l = *s_;
+  {
+    detail::RobustLock g(l.m, [&] { break_locked(l); });
+    break_locked(l);
+  }
+  detail::futex_wake_all(l.state);
+}
+
+MP_COMPILED void Barrier::reset() {
+  detail::BarrierLayout& l = *s_;
+  {
+    detail::RobustLock g(l.m, [&] { break_locked(l); });
+    std::uint32_t gen = l.state.load() >> 1;
+    if (l.count != 0) l.ends[gen % l.ring].store(gen << 1);
+    l.count = 0;
+    l.state.store((gen + 1) << 1);
+  }
+  detail::futex_wake_all(l.state);
+}
+
+MP_COMPILED detail::SharedObject<detail::BarrierLayout> Barrier::make(std::uint32_t parties) {
+  if (parties == 0) throw std::invalid_argument("mp::Barrier: parties must be at least 1");
+  return detail::SharedObject<detail::BarrierLayout>::make(detail::barrier_magic, 1, 0,
+                                                           [&](detail::BarrierLayout& l) {
+                                                             l.m.init();
+                                                             l.parties = parties;
+                                                           });
+}
+
+MP_COMPILED void Barrier::break_locked(detail::BarrierLayout& l) {
+  std::uint32_t st = l.state.load();
+  l.ends[(st >> 1) % l.ring].store((st >> 1) << 1);
+  l.count = 0;
+  l.state.store(st | 1u);
+}
+
+MP_COMPILED bool Barrier::break_if_still(detail::BarrierLayout& l, std::uint32_t mine) {
+  {
+    detail::RobustLock g(l.m, [&] { break_locked(l); });
+    if (l.state.load() != mine) return false;
+    break_locked(l);
+  }
+  detail::futex_wake_all(l.state);
+  return true;
+}
+
+MP_COMPILED std::uint32_t Barrier::wait_until(detail::Clock::time_point deadline) {
+  detail::BarrierLayout& l = *s_;
+  std::uint32_t mine = 0;
+  std::uint32_t index = 0;
+  {
+    detail::RobustLock g(l.m, [&] { break_locked(l); });
+    mine = l.state.load();
+    if ((mine & 1u) != 0) throw_broken("the barrier is broken (aborted or timed out); call reset() first");
+    index = l.count++;
+    if (l.count == l.parties) {
+      detail::complete_generation(l, mine >> 1);
+      detail::futex_wake_all(l.state);
+      return index;
+    }
+  }
+  return await(l, mine, index, deadline);
+}
+
+#endif  // MP_DEFINE_COMPILED
 
 }  // namespace mp

@@ -29,6 +29,7 @@
 #include <type_traits>
 #include <utility>
 
+#include <mp/detail/compiled.hpp>
 #include <mp/detail/futex.hpp>
 #include <mp/detail/shared_object.hpp>
 #include <mp/lock.hpp>
@@ -52,9 +53,7 @@ public:
   Condition() : Condition(Lock{}) {}
 
   /// Creates a condition that uses `lock` (a handle: the same shared lock).
-  explicit Condition(Lock lock)
-      : lock_(std::move(lock)),
-        s_(detail::SharedObject<detail::ConditionLayout>::make(detail::condition_magic, 1, 0, [](auto&) {})) {}
+  explicit Condition(Lock lock);
 
   /// The lock this condition uses.
   [[nodiscard]] Lock& get_lock() noexcept { return lock_; }
@@ -108,33 +107,13 @@ public:
 
   /// Wakes up to n waiters (possibly more, see above). Never blocks; the lock
   /// need not be held. Safe across threads and processes.
-  void notify(int n = 1) noexcept {
-    detail::ConditionLayout& l = *s_;
-    l.seq.fetch_add(1);  // seq_cst: pairs with the waiter's waiters.fetch_add
-    if (l.waiters.load() != 0) detail::futex_wake(l.seq, n);
-  }
+  void notify(int n = 1) noexcept;
 
   /// Wakes every waiter. Never blocks.
   void notify_all() noexcept { notify(0x7fffffff); }
 
 private:
-  bool wait_until(detail::Clock::time_point deadline) {
-    detail::ConditionLayout& l = *s_;
-    std::uint32_t seen = l.seq.load();
-    lock_.release();  // throws std::logic_error if not held: nothing changed yet
-    l.waiters.fetch_add(1);
-    bool in_time = true;
-    try {  // until a notify() bumped seq (or the deadline): a slice's end or EINTR is not one
-      while (in_time && l.seq.load() == seen) in_time = detail::futex_wait_rechecking(l.seq, seen, deadline);
-    } catch (const std::system_error&) {
-      l.waiters.fetch_sub(1);
-      lock_.acquire();
-      throw;
-    }
-    l.waiters.fetch_sub(1);
-    lock_.acquire();
-    return in_time;
-  }
+  bool wait_until(detail::Clock::time_point deadline);
 
   friend struct detail::HandleAccess;  // sent as its handles (shared_object.hpp)
   friend struct detail::TestAccess;    // tests reach its shared layout
@@ -144,5 +123,37 @@ private:
   Lock lock_;
   detail::SharedObject<detail::ConditionLayout> s_;
 };
+
+#if MP_DEFINE_COMPILED
+
+MP_COMPILED Condition::Condition(Lock lock)
+    : lock_(std::move(lock)),
+      s_(detail::SharedObject<detail::ConditionLayout>::make(detail::condition_magic, 1, 0, [](auto&) {})) {}
+
+MP_COMPILED void Condition::notify(int n) noexcept {
+  detail::ConditionLayout& l = *s_;
+  l.seq.fetch_add(1);  // seq_cst: pairs with the waiter's waiters.fetch_add
+  if (l.waiters.load() != 0) detail::futex_wake(l.seq, n);
+}
+
+MP_COMPILED bool Condition::wait_until(detail::Clock::time_point deadline) {
+  detail::ConditionLayout& l = *s_;
+  std::uint32_t seen = l.seq.load();
+  lock_.release();  // throws std::logic_error if not held: nothing changed yet
+  l.waiters.fetch_add(1);
+  bool in_time = true;
+  try {  // until a notify() bumped seq (or the deadline): a slice's end or EINTR is not one
+    while (in_time && l.seq.load() == seen) in_time = detail::futex_wait_rechecking(l.seq, seen, deadline);
+  } catch (const std::system_error&) {
+    l.waiters.fetch_sub(1);
+    lock_.acquire();
+    throw;
+  }
+  l.waiters.fetch_sub(1);
+  lock_.acquire();
+  return in_time;
+}
+
+#endif  // MP_DEFINE_COMPILED
 
 }  // namespace mp

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <sched.h>
 
+#include <mp/detail/compiled.hpp>
 #include <mp/detail/futex.hpp>
 #include <mp/detail/shared_object.hpp>
 
@@ -53,17 +54,13 @@ public:
 
   /// Creates a cleared event in a new shared segment. Throws mp::Error if
   /// shared memory cannot be mapped.
-  Event() : s_(detail::SharedObject<detail::EventLayout>::make(detail::event_magic, 1, 0, [](auto&) {})) {}
+  Event();
 
   /// Whether the flag is set now. Never blocks; safe across threads and processes.
   [[nodiscard]] bool is_set() const noexcept { return s_->flag.load(std::memory_order_acquire) != 0; }
 
   /// Sets the flag and wakes every waiter. Never blocks; safe everywhere.
-  void set() noexcept {
-    detail::EventLayout& l = *s_;
-    l.flag.store(1);  // seq_cst: pairs with the waiter's waiters.fetch_add
-    if (l.waiters.load() != 0) detail::futex_wake_all(l.flag);
-  }
+  void set() noexcept;
 
   /// Lowers the flag. Never blocks; safe everywhere.
   void clear() noexcept { s_->flag.store(0); }
@@ -79,26 +76,7 @@ public:
   }
 
 private:
-  bool wait_until(detail::Clock::time_point deadline) {
-    detail::EventLayout& l = *s_;
-    if (is_set()) return true;
-    // Spinning helps only if the setter can run on another CPU meanwhile.
-    const auto spin = may_run_elsewhere() ? spin_time : spin_time.zero();
-    const auto spin_until = std::min(deadline, detail::Clock::now() + spin);
-    do {
-      for (int i = 0; i < 16; ++i) {
-        if (is_set()) return true;
-        detail::cpu_relax();
-      }
-    } while (detail::Clock::now() < spin_until);
-    for (;;) {
-      l.waiters.fetch_add(1);
-      bool in_time = l.flag.load() != 0 || detail::futex_wait_rechecking(l.flag, 0, deadline);
-      l.waiters.fetch_sub(1);
-      if (is_set()) return true;
-      if (!in_time) return false;
-    }
-  }
+  bool wait_until(detail::Clock::time_point deadline);
 
   /// Whether this process may run on more than one CPU (a syscall, ~0.1 µs).
   static bool may_run_elsewhere() noexcept {
@@ -113,5 +91,39 @@ private:
 
   detail::SharedObject<detail::EventLayout> s_;
 };
+
+#if MP_DEFINE_COMPILED
+
+MP_COMPILED Event::Event()
+    : s_(detail::SharedObject<detail::EventLayout>::make(detail::event_magic, 1, 0, [](auto&) {})) {}
+
+MP_COMPILED void Event::set() noexcept {
+  detail::EventLayout& l = *s_;
+  l.flag.store(1);  // seq_cst: pairs with the waiter's waiters.fetch_add
+  if (l.waiters.load() != 0) detail::futex_wake_all(l.flag);
+}
+
+MP_COMPILED bool Event::wait_until(detail::Clock::time_point deadline) {
+  detail::EventLayout& l = *s_;
+  if (is_set()) return true;
+  // Spinning helps only if the setter can run on another CPU meanwhile.
+  const auto spin = may_run_elsewhere() ? spin_time : spin_time.zero();
+  const auto spin_until = std::min(deadline, detail::Clock::now() + spin);
+  do {
+    for (int i = 0; i < 16; ++i) {
+      if (is_set()) return true;
+      detail::cpu_relax();
+    }
+  } while (detail::Clock::now() < spin_until);
+  for (;;) {
+    l.waiters.fetch_add(1);
+    bool in_time = l.flag.load() != 0 || detail::futex_wait_rechecking(l.flag, 0, deadline);
+    l.waiters.fetch_sub(1);
+    if (is_set()) return true;
+    if (!in_time) return false;
+  }
+}
+
+#endif  // MP_DEFINE_COMPILED
 
 }  // namespace mp

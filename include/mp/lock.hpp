@@ -26,6 +26,7 @@
 #include <string>
 #include <sys/types.h>
 
+#include <mp/detail/compiled.hpp>
 #include <mp/detail/robust_mutex.hpp>
 #include <mp/detail/shared_object.hpp>
 #include <mp/errors.hpp>
@@ -62,9 +63,7 @@ class Lock {
 public:
   /// Creates an unlocked lock in a new shared segment. Throws mp::Error if
   /// shared memory cannot be mapped.
-  Lock()
-      : s_(detail::SharedObject<detail::LockLayout>::make(detail::lock_magic, 1, 0,
-                                                          [](detail::LockLayout& l) { l.m.init(); })) {}
+  Lock();
 
   /// Blocks until acquired. Throws mp::OwnerDeadError (lock NOT held) if the
   /// previous owner died holding it. Safe across threads and processes.
@@ -80,10 +79,7 @@ public:
 
   /// Releases. Never blocks. Throws std::logic_error if this thread does not
   /// hold the lock (Python raises ValueError).
-  void release() {
-    if (!s_->m.unlock_if_owner())
-      throw std::logic_error("mp::Lock::release(): this thread does not hold the lock");
-  }
+  void release();
 
   /// Never blocks; returns whether the lock was acquired. Throws as acquire().
   bool try_lock() { return take(s_->m.try_lock()); }
@@ -93,17 +89,7 @@ public:
   void unlock() { release(); }
 
 private:
-  bool take(detail::LockStatus st) {
-    if (st == detail::LockStatus::busy) return false;
-    if (st == detail::LockStatus::owner_died) {
-      pid_t dead = s_->owner_pid.load(std::memory_order_relaxed);
-      s_->m.mark_consistent();
-      s_->m.unlock();
-      detail::throw_owner_dead("Lock", dead);
-    }
-    s_->owner_pid.store(detail::self_pid(), std::memory_order_relaxed);
-    return true;
-  }
+  bool take(detail::LockStatus st);
 
   friend struct detail::HandleAccess;  // sent as its handles (shared_object.hpp)
   Lock(detail::HandleTag, detail::SharedObject<detail::LockLayout> h0) : s_(std::move(h0)) {}
@@ -112,14 +98,37 @@ private:
   detail::SharedObject<detail::LockLayout> s_;
 };
 
+#if MP_DEFINE_COMPILED
+
+MP_COMPILED Lock::Lock()
+    : s_(detail::SharedObject<detail::LockLayout>::make(detail::lock_magic, 1, 0,
+                                                    [](detail::LockLayout& l) { l.m.init(); })) {}
+
+MP_COMPILED void Lock::release() {
+  if (!s_->m.unlock_if_owner())
+    throw std::logic_error("mp::Lock::release(): this thread does not hold the lock");
+}
+
+MP_COMPILED bool Lock::take(detail::LockStatus st) {
+  if (st == detail::LockStatus::busy) return false;
+  if (st == detail::LockStatus::owner_died) {
+    pid_t dead = s_->owner_pid.load(std::memory_order_relaxed);
+    s_->m.mark_consistent();
+    s_->m.unlock();
+    detail::throw_owner_dead("Lock", dead);
+  }
+  s_->owner_pid.store(detail::self_pid(), std::memory_order_relaxed);
+  return true;
+}
+
+#endif  // MP_DEFINE_COMPILED
+
 /// A recursive lock shared by processes: the owning thread may acquire it
 /// again; it is free after as many releases as acquires.
 class RLock {
 public:
   /// Creates an unlocked RLock in a new shared segment. Throws mp::Error.
-  RLock()
-      : s_(detail::SharedObject<detail::RLockLayout>::make(detail::rlock_magic, 1, 0,
-                                                           [](detail::RLockLayout& l) { l.m.init(); })) {}
+  RLock();
 
   /// Blocks until acquired (at once if this thread owns it). Throws
   /// mp::OwnerDeadError (lock NOT held) if the previous owner died holding it.
@@ -139,14 +148,7 @@ public:
 
   /// Undoes one acquire. Never blocks. Throws std::logic_error if this thread
   /// does not own the lock.
-  void release() {
-    detail::RLockLayout& l = *s_;
-    if (l.owner_tid.load(std::memory_order_relaxed) != detail::self_tid())
-      throw std::logic_error("mp::RLock::release(): this thread does not own the lock");
-    if (--l.count > 0) return;
-    l.owner_tid.store(0, std::memory_order_relaxed);
-    l.m.unlock();
-  }
+  void release();
 
   /// Never blocks; returns whether acquired. Throws as acquire().
   bool try_lock() { return reenter() || take(s_->m.try_lock()); }
@@ -156,29 +158,9 @@ public:
   void unlock() { release(); }
 
 private:
-  bool reenter() {
-    detail::RLockLayout& l = *s_;
-    if (l.owner_tid.load(std::memory_order_relaxed) != detail::self_tid()) return false;
-    ++l.count;
-    return true;
-  }
+  bool reenter();
 
-  bool take(detail::LockStatus st) {
-    detail::RLockLayout& l = *s_;
-    if (st == detail::LockStatus::busy) return false;
-    if (st == detail::LockStatus::owner_died) {
-      pid_t dead = l.owner_pid.load(std::memory_order_relaxed);
-      l.owner_tid.store(0, std::memory_order_relaxed);
-      l.count = 0;
-      l.m.mark_consistent();
-      l.m.unlock();
-      detail::throw_owner_dead("RLock", dead);
-    }
-    l.owner_pid.store(detail::self_pid(), std::memory_order_relaxed);
-    l.owner_tid.store(detail::self_tid(), std::memory_order_relaxed);
-    l.count = 1;
-    return true;
-  }
+  bool take(detail::LockStatus st);
 
   friend struct detail::HandleAccess;  // sent as its handles (shared_object.hpp)
   RLock(detail::HandleTag, detail::SharedObject<detail::RLockLayout> h0) : s_(std::move(h0)) {}
@@ -186,5 +168,46 @@ private:
 
   detail::SharedObject<detail::RLockLayout> s_;
 };
+
+#if MP_DEFINE_COMPILED
+
+MP_COMPILED RLock::RLock()
+    : s_(detail::SharedObject<detail::RLockLayout>::make(detail::rlock_magic, 1, 0,
+                                                    [](detail::RLockLayout& l) { l.m.init(); })) {}
+
+MP_COMPILED void RLock::release() {
+  detail::RLockLayout& l = *s_;
+  if (l.owner_tid.load(std::memory_order_relaxed) != detail::self_tid())
+    throw std::logic_error("mp::RLock::release(): this thread does not own the lock");
+  if (--l.count > 0) return;
+  l.owner_tid.store(0, std::memory_order_relaxed);
+  l.m.unlock();
+}
+
+MP_COMPILED bool RLock::reenter() {
+  detail::RLockLayout& l = *s_;
+  if (l.owner_tid.load(std::memory_order_relaxed) != detail::self_tid()) return false;
+  ++l.count;
+  return true;
+}
+
+MP_COMPILED bool RLock::take(detail::LockStatus st) {
+  detail::RLockLayout& l = *s_;
+  if (st == detail::LockStatus::busy) return false;
+  if (st == detail::LockStatus::owner_died) {
+    pid_t dead = l.owner_pid.load(std::memory_order_relaxed);
+    l.owner_tid.store(0, std::memory_order_relaxed);
+    l.count = 0;
+    l.m.mark_consistent();
+    l.m.unlock();
+    detail::throw_owner_dead("RLock", dead);
+  }
+  l.owner_pid.store(detail::self_pid(), std::memory_order_relaxed);
+  l.owner_tid.store(detail::self_tid(), std::memory_order_relaxed);
+  l.count = 1;
+  return true;
+}
+
+#endif  // MP_DEFINE_COMPILED
 
 }  // namespace mp

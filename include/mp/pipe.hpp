@@ -43,6 +43,7 @@
 #include <vector>
 
 #include <mp/codec.hpp>
+#include <mp/detail/compiled.hpp>
 #include <mp/detail/syscall.hpp>
 #include <mp/errors.hpp>
 
@@ -69,35 +70,43 @@ struct PipeEnd {
   }
 
   /// Writes all of buf; throws ClosedError if the peer is gone.
-  void write_all(std::span<const std::byte> buf) const {
-    while (!buf.empty()) {
-      ssize_t n = ::send(fd, buf.data(), buf.size(), MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
-        closed("send(): the other end of the pipe is closed (every process holding it closed it or exited)");
-      if (n < 0) throw_system_error("send");
-      buf = buf.subspan(static_cast<std::size_t>(n));
-    }
-  }
+  void write_all(std::span<const std::byte> buf) const;
 
   /// Reads exactly buf.size() bytes. Returns false on EOF before the first
   /// byte; throws ClosedError on EOF inside.
-  bool read_all(std::span<std::byte> buf, bool at_message_start) const {
-    std::size_t got = 0;
-    while (got < buf.size()) {
-      ssize_t n = ::recv(fd, buf.data() + got, buf.size() - got, 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno == ECONNRESET) n = 0;
-      if (n < 0) throw_system_error("recv");
-      if (n == 0) {
-        if (got == 0 && at_message_start) return false;
-        closed("recv(): the other end of the pipe closed in the middle of a message");
-      }
-      got += static_cast<std::size_t>(n);
-    }
-    return true;
-  }
+  bool read_all(std::span<std::byte> buf, bool at_message_start) const;
 };
+
+#if MP_DEFINE_COMPILED
+
+MP_COMPILED void PipeEnd::write_all(std::span<const std::byte> buf) const {
+  while (!buf.empty()) {
+    ssize_t n = ::send(fd, buf.data(), buf.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+      closed("send(): the other end of the pipe is closed (every process holding it closed it or exited)");
+    if (n < 0) throw_system_error("send");
+    buf = buf.subspan(static_cast<std::size_t>(n));
+  }
+}
+
+MP_COMPILED bool PipeEnd::read_all(std::span<std::byte> buf, bool at_message_start) const {
+  std::size_t got = 0;
+  while (got < buf.size()) {
+    ssize_t n = ::recv(fd, buf.data() + got, buf.size() - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == ECONNRESET) n = 0;
+    if (n < 0) throw_system_error("recv");
+    if (n == 0) {
+      if (got == 0 && at_message_start) return false;
+      closed("recv(): the other end of the pipe closed in the middle of a message");
+    }
+    got += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+#endif  // MP_DEFINE_COMPILED
 
 }  // namespace detail
 

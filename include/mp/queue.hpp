@@ -34,6 +34,7 @@
 #include <string>
 
 #include <mp/codec.hpp>
+#include <mp/detail/compiled.hpp>
 #include <mp/detail/ring.hpp>
 #include <mp/detail/robust_mutex.hpp>
 #include <mp/detail/shm.hpp>
@@ -79,34 +80,42 @@ struct QueueState {
   std::atomic<bool> closed{false};
   std::string name;
 
-  static std::shared_ptr<QueueState> make(Segment seg, const QueueOptions& o, std::string name) {
-    auto s = std::make_shared<QueueState>();
-    s->seg = std::move(seg);
-    s->hdr = ::new (static_cast<void*>(s->seg.base() + queue_header_offset)) QueueHeader{};
-    s->hdr->producer.init();
-    s->hdr->consumer.init();
-    s->hdr->maxsize = o.maxsize;
-    s->hdr->capacity = Ring::round_capacity(o.capacity);
-    s->writer = Ring::create(s->seg.base(), queue_ring_offset, s->hdr->capacity);
-    s->reader = Ring::attach(s->seg.base(), queue_ring_offset);
-    s->name = std::move(name);
-    s->seg.publish(queue_magic, queue_version);
-    return s;
-  }
+  static std::shared_ptr<QueueState> make(Segment seg, const QueueOptions& o, std::string name);
 
-  static std::shared_ptr<QueueState> attach(Segment seg, std::string name) {
-    seg.check(queue_magic, queue_version, "'" + name + "'");
-    auto s = std::make_shared<QueueState>();
-    s->seg = std::move(seg);
-    s->hdr = s->seg.at<QueueHeader>(queue_header_offset);
-    if (s->seg.size() < queue_ring_offset + Ring::bytes_needed(s->hdr->capacity))
-      throw Error("mp: shared memory '" + name + "' is too small for the queue it describes");
-    s->writer = Ring::attach(s->seg.base(), queue_ring_offset);
-    s->reader = Ring::attach(s->seg.base(), queue_ring_offset);
-    s->name = std::move(name);
-    return s;
-  }
+  static std::shared_ptr<QueueState> attach(Segment seg, std::string name);
 };
+
+#if MP_DEFINE_COMPILED
+
+MP_COMPILED std::shared_ptr<QueueState> QueueState::make(Segment seg, const QueueOptions& o, std::string name) {
+  auto s = std::make_shared<QueueState>();
+  s->seg = std::move(seg);
+  s->hdr = ::new (static_cast<void*>(s->seg.base() + queue_header_offset)) QueueHeader{};
+  s->hdr->producer.init();
+  s->hdr->consumer.init();
+  s->hdr->maxsize = o.maxsize;
+  s->hdr->capacity = Ring::round_capacity(o.capacity);
+  s->writer = Ring::create(s->seg.base(), queue_ring_offset, s->hdr->capacity);
+  s->reader = Ring::attach(s->seg.base(), queue_ring_offset);
+  s->name = std::move(name);
+  s->seg.publish(queue_magic, queue_version);
+  return s;
+}
+
+MP_COMPILED std::shared_ptr<QueueState> QueueState::attach(Segment seg, std::string name) {
+  seg.check(queue_magic, queue_version, "'" + name + "'");
+  auto s = std::make_shared<QueueState>();
+  s->seg = std::move(seg);
+  s->hdr = s->seg.at<QueueHeader>(queue_header_offset);
+  if (s->seg.size() < queue_ring_offset + Ring::bytes_needed(s->hdr->capacity))
+    throw Error("mp: shared memory '" + name + "' is too small for the queue it describes");
+  s->writer = Ring::attach(s->seg.base(), queue_ring_offset);
+  s->reader = Ring::attach(s->seg.base(), queue_ring_offset);
+  s->name = std::move(name);
+  return s;
+}
+
+#endif  // MP_DEFINE_COMPILED
 
 /// Unlocks a RobustMutex at scope exit.
 struct UnlockAtExit {

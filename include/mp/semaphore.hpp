@@ -36,6 +36,7 @@
 #include <string>
 #include <sys/types.h>
 
+#include <mp/detail/compiled.hpp>
 #include <mp/detail/futex.hpp>
 #include <mp/detail/holder_table.hpp>
 #include <mp/detail/robust_mutex.hpp>
@@ -63,79 +64,17 @@ public:
   /// How long a waiter waits before it looks for dead holders, and how often after.
   static constexpr std::chrono::milliseconds reclaim_period{20};
 
-  SemaphoreCore(std::uint32_t initial, bool bounded)
-      : s_(SharedObject<SemaphoreLayout>::make(semaphore_magic, 1, 0, [&](SemaphoreLayout& l) {
-          l.m.init();
-          l.value.store(initial);
-          l.initial = initial;
-          l.bound = bounded ? initial : 0;
-        })) {}
+  SemaphoreCore(std::uint32_t initial, bool bounded);
 
-  bool acquire_until(Clock::time_point deadline) {
-    SemaphoreLayout& l = *s_;
-    Clock::time_point next_reclaim = Clock::now() + reclaim_period;
-    for (;;) {
-      if (try_take()) return true;
-      Clock::time_point now = Clock::now();
-      if (now >= deadline) return false;
-      if (now >= next_reclaim) {
-        next_reclaim = now + reclaim_period;
-        if (reclaim_dead()) continue;
-      }
-      l.waiters.fetch_add(1);
-      futex_wait(l.value, 0, std::min(deadline, next_reclaim));
-      l.waiters.fetch_sub(1);
-    }
-  }
+  bool acquire_until(Clock::time_point deadline);
 
-  bool try_take() {
-    SemaphoreLayout& l = *s_;
-    if (l.value.load(std::memory_order_relaxed) == 0) return false;
-    RobustLock g(l.m, [&] { repair(l); });
-    std::uint32_t v = l.value.load(std::memory_order_relaxed);
-    if (v == 0) return false;
-    l.value.store(v - 1, std::memory_order_relaxed);
-    if (l.recorded < l.initial && add_units(l, self_pid(), 1)) ++l.recorded;
-    return true;
-  }
+  bool try_take();
 
-  void release(const char* kind) {
-    SemaphoreLayout& l = *s_;
-    {
-      RobustLock g(l.m, [&] { repair(l); });
-      std::uint32_t v = l.value.load(std::memory_order_relaxed);
-      if (l.bound != 0 && v >= l.bound)
-        throw std::logic_error(std::string("mp::") + kind + "::release(): released more often than acquired (value " +
-                               std::to_string(v) + " already at its bound)");
-      if (v == std::numeric_limits<std::uint32_t>::max())
-        throw std::overflow_error(std::string("mp::") + kind + "::release(): value would overflow");
-      forget_one(l);
-      l.value.store(v + 1);  // seq_cst: pairs with the waiter's waiters.fetch_add
-    }
-    if (l.waiters.load() > 0) futex_wake(l.value, 1);
-  }
+  void release(const char* kind);
 
   /// Takes back the units of recorded holders that have exited. Returns
   /// whether any came back.
-  bool reclaim_dead() {
-    SemaphoreLayout& l = *s_;
-    std::uint32_t back = 0;
-    {
-      RobustLock g(l.m, [&] { repair(l); });
-      for (Holder& h : l.holders) {
-        if (h.count == 0 || pid_alive(h.pid)) continue;
-        back += h.count;
-        l.recorded -= h.count;
-        h = Holder{0, 0};
-      }
-      if (back == 0) return false;
-      std::uint32_t v = l.value.load(std::memory_order_relaxed) + back;
-      if (l.bound != 0) v = std::min(v, l.bound);
-      l.value.store(v);
-    }
-    futex_wake(l.value, static_cast<int>(std::min<std::uint32_t>(back, 1u << 20)));
-    return true;
-  }
+  bool reclaim_dead();
 
   [[nodiscard]] std::uint32_t value() const noexcept { return s_->value.load(); }
 
@@ -162,6 +101,82 @@ private:
 
   SharedObject<SemaphoreLayout> s_;
 };
+
+#if MP_DEFINE_COMPILED
+
+MP_COMPILED SemaphoreCore::SemaphoreCore(std::uint32_t initial, bool bounded)
+    : s_(SharedObject<SemaphoreLayout>::make(semaphore_magic, 1, 0, [&](SemaphoreLayout& l) {
+        l.m.init();
+        l.value.store(initial);
+        l.initial = initial;
+        l.bound = bounded ? initial : 0;
+      })) {}
+
+MP_COMPILED bool SemaphoreCore::acquire_until(Clock::time_point deadline) {
+  SemaphoreLayout& l = *s_;
+  Clock::time_point next_reclaim = Clock::now() + reclaim_period;
+  for (;;) {
+    if (try_take()) return true;
+    Clock::time_point now = Clock::now();
+    if (now >= deadline) return false;
+    if (now >= next_reclaim) {
+      next_reclaim = now + reclaim_period;
+      if (reclaim_dead()) continue;
+    }
+    l.waiters.fetch_add(1);
+    futex_wait(l.value, 0, std::min(deadline, next_reclaim));
+    l.waiters.fetch_sub(1);
+  }
+}
+
+MP_COMPILED bool SemaphoreCore::try_take() {
+  SemaphoreLayout& l = *s_;
+  if (l.value.load(std::memory_order_relaxed) == 0) return false;
+  RobustLock g(l.m, [&] { repair(l); });
+  std::uint32_t v = l.value.load(std::memory_order_relaxed);
+  if (v == 0) return false;
+  l.value.store(v - 1, std::memory_order_relaxed);
+  if (l.recorded < l.initial && add_units(l, self_pid(), 1)) ++l.recorded;
+  return true;
+}
+
+MP_COMPILED void SemaphoreCore::release(const char* kind) {
+  SemaphoreLayout& l = *s_;
+  {
+    RobustLock g(l.m, [&] { repair(l); });
+    std::uint32_t v = l.value.load(std::memory_order_relaxed);
+    if (l.bound != 0 && v >= l.bound)
+      throw std::logic_error(std::string("mp::") + kind + "::release(): released more often than acquired (value " +
+                             std::to_string(v) + " already at its bound)");
+    if (v == std::numeric_limits<std::uint32_t>::max())
+      throw std::overflow_error(std::string("mp::") + kind + "::release(): value would overflow");
+    forget_one(l);
+    l.value.store(v + 1);  // seq_cst: pairs with the waiter's waiters.fetch_add
+  }
+  if (l.waiters.load() > 0) futex_wake(l.value, 1);
+}
+
+MP_COMPILED bool SemaphoreCore::reclaim_dead() {
+  SemaphoreLayout& l = *s_;
+  std::uint32_t back = 0;
+  {
+    RobustLock g(l.m, [&] { repair(l); });
+    for (Holder& h : l.holders) {
+      if (h.count == 0 || pid_alive(h.pid)) continue;
+      back += h.count;
+      l.recorded -= h.count;
+      h = Holder{0, 0};
+    }
+    if (back == 0) return false;
+    std::uint32_t v = l.value.load(std::memory_order_relaxed) + back;
+    if (l.bound != 0) v = std::min(v, l.bound);
+    l.value.store(v);
+  }
+  futex_wake(l.value, static_cast<int>(std::min<std::uint32_t>(back, 1u << 20)));
+  return true;
+}
+
+#endif  // MP_DEFINE_COMPILED
 
 /// The members Semaphore and BoundedSemaphore share; only release() differs,
 /// by whether the core is bounded.

@@ -48,6 +48,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include <mp/detail/compiled.hpp>
 #include <mp/detail/codec_traits.hpp>
 #include <mp/detail/handle_access.hpp>
 #include <mp/detail/pids.hpp>
@@ -66,34 +67,16 @@ public:
     std::weak_ptr<Segment> seg;
   };
 
-  static SegmentRegistry& instance() {
-    static SegmentRegistry* r = new SegmentRegistry;  // never destroyed: used by exit-time destructors
-    return *r;
-  }
+  static SegmentRegistry& instance();
 
   /// Records seg (made by this process) and returns its serial.
-  std::uint64_t add(const std::shared_ptr<Segment>& seg, std::uint64_t magic) {
-    std::lock_guard g(m_);
-    const std::uint64_t serial = (static_cast<std::uint64_t>(self_pid()) << 32) | (++counter_ & 0xffffffffu);
-    entries_[reinterpret_cast<std::uintptr_t>(seg->base())] = Entry{serial, magic, seg};
-    return serial;
-  }
+  std::uint64_t add(const std::shared_ptr<Segment>& seg, std::uint64_t magic);
 
   /// Forgets the segment at base (it is being unmapped). Never throws.
-  void remove(const void* base) noexcept {
-    std::lock_guard g(m_);
-    entries_.erase(reinterpret_cast<std::uintptr_t>(base));
-  }
+  void remove(const void* base) noexcept;
 
   /// The segment with this identity, or null when it is not mapped here.
-  std::shared_ptr<Segment> find(std::uintptr_t base, std::uint64_t serial, std::uint64_t magic) {
-    std::lock_guard g(m_);
-    const auto it = entries_.find(base);
-    if (it == entries_.end() || it->second.serial != serial || it->second.magic != magic) return nullptr;
-    std::shared_ptr<Segment> seg = it->second.seg.lock();
-    if (!seg || seg->header().magic.load(std::memory_order_acquire) != magic) return nullptr;
-    return seg;
-  }
+  std::shared_ptr<Segment> find(std::uintptr_t base, std::uint64_t serial, std::uint64_t magic);
 
 private:
   SegmentRegistry() {
@@ -103,6 +86,36 @@ private:
   std::uint64_t counter_ = 0;
   std::unordered_map<std::uintptr_t, Entry> entries_;  ///< by segment base address
 };
+
+#if MP_DEFINE_COMPILED
+
+MP_COMPILED SegmentRegistry& SegmentRegistry::instance() {
+  static SegmentRegistry* r = new SegmentRegistry;  // never destroyed: used by exit-time destructors
+  return *r;
+}
+
+MP_COMPILED std::uint64_t SegmentRegistry::add(const std::shared_ptr<Segment>& seg, std::uint64_t magic) {
+  std::lock_guard g(m_);
+  const std::uint64_t serial = (static_cast<std::uint64_t>(self_pid()) << 32) | (++counter_ & 0xffffffffu);
+  entries_[reinterpret_cast<std::uintptr_t>(seg->base())] = Entry{serial, magic, seg};
+  return serial;
+}
+
+MP_COMPILED void SegmentRegistry::remove(const void* base) noexcept {
+  std::lock_guard g(m_);
+  entries_.erase(reinterpret_cast<std::uintptr_t>(base));
+}
+
+MP_COMPILED std::shared_ptr<Segment> SegmentRegistry::find(std::uintptr_t base, std::uint64_t serial, std::uint64_t magic) {
+  std::lock_guard g(m_);
+  const auto it = entries_.find(base);
+  if (it == entries_.end() || it->second.serial != serial || it->second.magic != magic) return nullptr;
+  std::shared_ptr<Segment> seg = it->second.seg.lock();
+  if (!seg || seg->header().magic.load(std::memory_order_acquire) != magic) return nullptr;
+  return seg;
+}
+
+#endif  // MP_DEFINE_COMPILED
 
 /// A handle to a layout L placed in its own anonymous shared segment.
 /// Copyable; copies refer to the same shared object. Not thread-safe to
