@@ -6,14 +6,24 @@
 #include <ctime>
 #include <system_error>
 
+#include <mp/detail/compiled.hpp>
 #include <mp/detail/config.hpp>
 
 namespace mp::detail {
 
-/// Throws std::system_error naming the call and errno's meaning.
-[[noreturn]] inline void throw_system_error(const char* call, int err = errno) {
+#if MP_DEFINE_COMPILED
+/// Throws std::system_error naming the call and err's meaning. Cold and out
+/// of line: building the exception's message is code that no caller needs
+/// inline.
+[[noreturn, gnu::cold, gnu::noinline]] MP_COMPILED void throw_system_error(const char* call, int err) {
   throw std::system_error(err, std::generic_category(), call);
 }
+#else
+[[noreturn]] void throw_system_error(const char* call, int err);
+#endif
+
+/// Throws std::system_error naming the call and errno's meaning.
+[[noreturn]] inline void throw_system_error(const char* call) { throw_system_error(call, errno); }
 
 /// Runs f() (a system call returning -1 and setting errno on failure) until it
 /// does not fail with EINTR; returns its result.
