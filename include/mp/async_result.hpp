@@ -47,17 +47,7 @@ public:
 
   /// Waits until ready or the deadline; returns ready(). Spins first, reading
   /// the backend's results itself (WaitHelper), then sleeps on the word.
-  bool wait_until(Clock::time_point deadline) const {
-    if (ready()) return true;
-    spin(deadline);
-    if (ready()) return true;
-    waiters_.fetch_add(1, std::memory_order_seq_cst);
-    while (!ready()) {
-      if (!futex_wait(status_, pending, deadline) && !ready()) break;
-    }
-    waiters_.fetch_sub(1, std::memory_order_relaxed);
-    return ready();
-  }
+  bool wait_until(Clock::time_point deadline) const { return ready() || wait_slow(deadline); }
 
   /// Asks the pool to cancel this task (every unstarted chunk of a map);
   /// see AsyncResult::cancel. True again once it returned true.
@@ -70,9 +60,10 @@ public:
     finish(has_error);
   }
 
+  ~StateBase() override;
   void on_error(std::size_t, std::exception_ptr e) noexcept override;
   [[nodiscard]] bool has_callbacks() const noexcept override { return has_cb_.load(std::memory_order_acquire); }
-  void use_helper(const std::shared_ptr<WaitHelper>& h) noexcept override { helper_ = h; }
+  void use_helper(const std::shared_ptr<WaitHelper>& h) noexcept override;
 
   /// Stores cb to run on completion, before the state is published; runs it
   /// now in this thread when the callbacks already ran. Called from inside a
@@ -102,6 +93,10 @@ protected:
   std::exception_ptr error_;
 
 private:
+  /// wait_until when the state is not ready yet (compiled once with
+  /// MP_SEPARATE_COMPILATION, not in every get()).
+  bool wait_slow(Clock::time_point deadline) const;
+
   /// Spins until ready, wait_spin_time or the deadline, helping the backend.
   void spin(Clock::time_point deadline) const;
 
@@ -150,6 +145,12 @@ public:
 // emitted once, where <mp/src.hpp> is.
 MP_COMPILED void StateBase::on_error(std::size_t, std::exception_ptr e) noexcept { fail(std::move(e)); }
 
+// Out of line, so that the destructor of every ResultState<T> calls one
+// function instead of destroying the callbacks and the helper inline.
+MP_COMPILED StateBase::~StateBase() = default;
+
+MP_COMPILED void StateBase::use_helper(const std::shared_ptr<WaitHelper>& h) noexcept { helper_ = h; }
+
 MP_COMPILED bool StateBase::cancel(bool running) {
   if (cancelled_.load(std::memory_order_acquire)) return true;
   if (outcome() != pending || helper_ == nullptr) return false;
@@ -178,6 +179,17 @@ MP_COMPILED void StateBase::finish(std::uint32_t st) noexcept {
   run_callbacks();
   status_.store(st, std::memory_order_seq_cst);
   if (waiters_.load(std::memory_order_seq_cst) != 0) futex_wake_all(status_);
+}
+
+MP_COMPILED bool StateBase::wait_slow(Clock::time_point deadline) const {
+  spin(deadline);
+  if (ready()) return true;
+  waiters_.fetch_add(1, std::memory_order_seq_cst);
+  while (!ready()) {
+    if (!futex_wait(status_, pending, deadline) && !ready()) break;
+  }
+  waiters_.fetch_sub(1, std::memory_order_relaxed);
+  return ready();
 }
 
 MP_COMPILED void StateBase::spin(Clock::time_point deadline) const {

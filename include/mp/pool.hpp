@@ -267,6 +267,10 @@ private:
                            "instead.");
   }
 
+  /// Throws detail::PoolNotRunning (a std::logic_error) with the backend's
+  /// reason once the pool takes no more tasks.
+  void check_running();
+
   template <class F, class... Args>
   auto apply_limited(detail::Clock::duration limit, const F& f, const Args&... args) {
     using Fn = std::decay_t<F>;
@@ -320,7 +324,7 @@ private:
     st->set_time_limit(o.time_limit);
     if (progress) progress->watch(st.get());
     if (n == 0) {
-      if (!running()) throw detail::PoolNotRunning(backend_.why_not_running());
+      check_running();
       if (progress) progress->finish();
       if constexpr (std::is_void_v<R>) {
         st->set_value();
@@ -372,7 +376,7 @@ private:
   auto make_imap_range(F&& f, Rg&& range, const detail::CallOptions& o) {
     detail::check_argument<std::remove_cvref_t<detail::item_result_t<Star, Fn, T>>>();
     check_owner();
-    if (!backend_.running()) throw detail::PoolNotRunning(backend_.why_not_running());
+    check_running();
     detail::ImapChunking chunking{o.chunksize};
     std::size_t total = 0;
     if constexpr (std::ranges::sized_range<Rg>) {
@@ -392,6 +396,13 @@ private:
   /// Samples mp::progress trackers; destroyed (joined) before backend_.
   detail::ProgressTicker ticker_{detail::running_items_of(backend_)};
 };
+
+// Out of the class, so that with MP_SEPARATE_COMPILATION it is compiled once,
+// with Pool's other members, and not in every map.
+template <class Backend>
+void basic_pool<Backend>::check_running() {
+  if (!backend_.running()) throw detail::PoolNotRunning(backend_.why_not_running());
+}
 
 /// The pool of forked worker processes.
 #ifdef MP_SEPARATE_COMPILATION
