@@ -22,6 +22,7 @@
 
 #include <mp/async_result.hpp>
 #include <mp/detail/chunk_size.hpp>
+#include <mp/detail/compiled.hpp>
 #include <mp/detail/progress_tracker.hpp>
 #include <mp/detail/protocol.hpp>
 
@@ -42,13 +43,38 @@ using map_result_t = std::conditional_t<std::is_void_v<R>, void, std::vector<R>>
 
 struct NoOutput {};
 
+/// What a map counts whatever its result type: the chunks still out, the
+/// first error in input order, the progress. Chunks finish on the result
+/// thread, but when the input range throws, the submitting thread fails the
+/// chunks it never sent, so the count and the error are locked. The lock
+/// also orders every chunk's writes into the output before the thread that
+/// finishes the map reads it. (Compiled once with MP_SEPARATE_COMPILATION.)
+class ChunkTally {
+public:
+  ChunkTally(std::size_t chunks, std::shared_ptr<ProgressTracker> progress) noexcept;
+  ~ChunkTally();
+  /// Counts `items` finished items for the progress.
+  void add_items(std::size_t items) noexcept;
+  /// Counts one chunk as ended, with error e at input position pos (none
+  /// when e is null). True for the last chunk: then `first` is the first
+  /// error in input order (null when none) and the progress has finished.
+  bool end_chunk(std::size_t pos, std::exception_ptr e, std::exception_ptr& first) noexcept;
+
+private:
+  std::mutex m_;  ///< guards remaining_, err_pos_, err_
+  std::size_t remaining_;
+  std::size_t err_pos_ = std::numeric_limits<std::size_t>::max();
+  std::exception_ptr err_;
+  std::shared_ptr<ProgressTracker> progress_;
+};
+
 /// map_async's state: the output vector (none for void), filled chunk by
 /// chunk at each chunk's offset; the first error in input order wins.
 template <class R>
 class MapState final : public ResultState<map_result_t<R>> {
 public:
   MapState(std::size_t n, std::size_t chunksize, std::size_t chunks, std::shared_ptr<ProgressTracker> progress = {})
-      : out_(make_out(n)), n_(n), chunksize_(chunksize), remaining_(chunks), progress_(std::move(progress)) {}
+      : out_(make_out(n)), n_(n), chunksize_(chunksize), tally_(chunks, std::move(progress)) {}
 
   void on_result(std::size_t start, std::span<const std::byte> msg) noexcept override {
     std::exception_ptr err;
@@ -56,14 +82,14 @@ public:
     try {
       if (start >= n_) throw DecodeError("mp: a chunk result for an unknown chunk");
       const std::size_t count = std::min(chunksize_, n_ - start);
-      if (!read_chunk<R>(msg, out_at(start), count, err, idx)) return chunk_failed(start + idx, err);
-      if (progress_) progress_->add(count);
+      if (!read_chunk<R>(msg, out_at(start), count, err, idx)) return end_chunk(start + idx, std::move(err));
+      tally_.add_items(count);
     } catch (...) {
-      return chunk_failed(start, std::current_exception());
+      return end_chunk(start, std::current_exception());
     }
-    chunk_done();
+    end_chunk(start, nullptr);
   }
-  void on_error(std::size_t start, std::exception_ptr e) noexcept override { chunk_failed(start, e); }
+  void on_error(std::size_t start, std::exception_ptr e) noexcept override { end_chunk(start, std::move(e)); }
 
 private:
   using Out = std::conditional_t<std::is_void_v<R>, NoOutput, std::vector<R>>;
@@ -81,30 +107,11 @@ private:
       return out_.data() + start;
     }
   }
-  void chunk_failed(std::size_t pos, std::exception_ptr e) noexcept {
-    {
-      std::lock_guard<std::mutex> g(m_);
-      if (pos < err_pos_) {
-        err_pos_ = pos;
-        err_ = e;
-      }
-    }
-    chunk_done();
-  }
-  // Chunks finish on the result thread, but when the input range throws, the
-  // submitting thread fails the chunks it never sent: the count and the first
-  // error are shared between them. The lock also orders every chunk's writes
-  // into out_ before the thread that finishes the map reads it.
-  void chunk_done() noexcept {
-    std::exception_ptr err;
-    {
-      std::lock_guard<std::mutex> g(m_);
-      if (--remaining_ != 0) return;
-      err = err_;
-    }
-    if (progress_) progress_->finish();  // before the result is ready, as Python's callbacks
-    if (err) {
-      this->fail(err);
+  void end_chunk(std::size_t pos, std::exception_ptr e) noexcept {
+    std::exception_ptr first;
+    if (!tally_.end_chunk(pos, std::move(e), first)) return;
+    if (first) {
+      this->fail(std::move(first));
     } else if constexpr (std::is_void_v<R>) {
       this->set_value();
     } else {
@@ -115,11 +122,7 @@ private:
   [[no_unique_address]] Out out_;
   std::size_t n_;
   std::size_t chunksize_;
-  std::mutex m_;  ///< guards remaining_, err_pos_, err_
-  std::size_t remaining_;
-  std::size_t err_pos_ = std::numeric_limits<std::size_t>::max();
-  std::exception_ptr err_;
-  std::shared_ptr<ProgressTracker> progress_;
+  ChunkTally tally_;
 };
 
 // std::vector<bool> has no data(): collect bools as chars, then convert.
@@ -238,5 +241,32 @@ private:
   std::size_t sent_ = std::numeric_limits<std::size_t>::max();  ///< items sent, once the input ended
   std::shared_ptr<ProgressTracker> progress_;
 };
+
+#if MP_DEFINE_COMPILED
+
+MP_COMPILED ChunkTally::ChunkTally(std::size_t chunks, std::shared_ptr<ProgressTracker> progress) noexcept
+    : remaining_(chunks), progress_(std::move(progress)) {}
+
+MP_COMPILED ChunkTally::~ChunkTally() = default;
+
+MP_COMPILED void ChunkTally::add_items(std::size_t items) noexcept {
+  if (progress_) progress_->add(items);
+}
+
+MP_COMPILED bool ChunkTally::end_chunk(std::size_t pos, std::exception_ptr e, std::exception_ptr& first) noexcept {
+  {
+    std::lock_guard<std::mutex> g(m_);
+    if (e && pos < err_pos_) {
+      err_pos_ = pos;
+      err_ = std::move(e);
+    }
+    if (--remaining_ != 0) return false;
+    first = err_;
+  }
+  if (progress_) progress_->finish();  // before the result is ready, as Python's callbacks
+  return true;
+}
+
+#endif  // MP_DEFINE_COMPILED
 
 }  // namespace mp::detail
