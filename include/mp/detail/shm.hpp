@@ -86,10 +86,8 @@ public:
     const char* failed = nullptr;
     if (retry_eintr([&] { return ::fchmod(fd, 0600); }) != 0) failed = "fchmod";  // whatever the umask
     else if (retry_eintr([&] { return ::ftruncate(fd, static_cast<off_t>(size)); }) != 0) failed = "ftruncate";
-    void* p = failed ? MAP_FAILED : ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED && !failed) failed = "mmap";
-    const int err = errno;
-    ::close(fd);
+    int err = 0;
+    void* p = map_and_close(fd, size, failed, err);
     if (failed) {
       ::shm_unlink(path.c_str());
       throw Error("mp: cannot create shared memory '" + name + "': " + failed + ": " + error_text(err));
@@ -106,10 +104,8 @@ public:
     struct stat st {};
     const char* failed = ::fstat(fd, &st) != 0 ? "fstat" : nullptr;
     const auto size = static_cast<std::size_t>(st.st_size);
-    void* p = failed ? MAP_FAILED : ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED && !failed) failed = "mmap";
-    const int err = errno;
-    ::close(fd);
+    int err = 0;
+    void* p = map_and_close(fd, size, failed, err);
     if (failed) throw Error("mp: cannot open shared memory '" + name + "': " + failed + ": " + error_text(err));
     return Segment(static_cast<std::byte*>(p), size);
   }
@@ -163,6 +159,17 @@ public:
   }
 
 private:
+  /// The last steps of create() and open(): maps `size` bytes of fd unless
+  /// `failed` already names a failed call, and closes fd. On failure `failed`
+  /// names the call that failed and `err` holds its errno.
+  static void* map_and_close(int fd, std::size_t size, const char*& failed, int& err) noexcept {
+    void* p = failed ? MAP_FAILED : ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED && !failed) failed = "mmap";
+    err = errno;
+    ::close(fd);
+    return p;
+  }
+
   Segment(std::byte* base, std::size_t size) noexcept : base_(base), size_(size) {}
 
   /// shm_open's name: "/" + name, unless name starts with "/".
