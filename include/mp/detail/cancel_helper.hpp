@@ -1,7 +1,7 @@
 // mp/detail/cancel_helper.hpp - the WaitHelper of a backend whose waiters
 // cannot read results themselves (ThreadBackend): it only forwards
-// AsyncResult::cancel to the backend. MpiBackend's waiters do poll MPI, so
-// it has its own (MpiHelper, mpi_backend.hpp).
+// AsyncResult::cancel to the backend. MpiBackend's waiters do poll MPI:
+// its MpiHelper (mpi_backend.hpp) derives from this one and adds help().
 #pragma once
 
 #include <mutex>
@@ -13,7 +13,7 @@ namespace mp::detail {
 /// What a future of Backend's tasks calls to cancel them. Outlives the
 /// backend (futures may), so the backend detaches it when it ends.
 template <class Backend>
-class CancelHelper final : public WaitHelper {
+class CancelHelper : public WaitHelper {
 public:
   explicit CancelHelper(Backend* b) noexcept : backend_(b) {}
   bool help() noexcept override { return false; }
@@ -32,9 +32,9 @@ public:
     backend_ = nullptr;
   }
 
-private:
+protected:
   std::recursive_mutex mu_;  // a cancelled task's callback may cancel another
-  Backend* backend_;
+  Backend* backend_;  ///< guarded by mu_; null once detached
 };
 
 }  // namespace mp::detail

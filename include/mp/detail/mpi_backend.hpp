@@ -35,6 +35,7 @@
 #include <vector>
 
 #include <mp/detail/backend.hpp>
+#include <mp/detail/cancel_helper.hpp>
 #include <mp/detail/futex.hpp>
 #include <mp/detail/mpi_env.hpp>
 #include <mp/detail/mpi_wire.hpp>
@@ -50,23 +51,14 @@ class MpiBackend;
 /// What a future of an MpiPool task calls while it waits (help: make the
 /// MPI thread's polls itself) and to cancel it. Outlives the backend
 /// (futures may), so the backend detaches it when it ends.
-class MpiHelper final : public WaitHelper {
+class MpiHelper final : public CancelHelper<MpiBackend> {
 public:
-  explicit MpiHelper(MpiBackend* b) noexcept : backend_(b) {}
+  using CancelHelper<MpiBackend>::CancelHelper;
   bool help() noexcept override;
-  bool cancel(const Sink* s, bool running) noexcept override;
-  void detach() noexcept {
-    std::lock_guard lock(mu_);
-    backend_ = nullptr;
-  }
   /// Whether a waiter is spinning (the MPI thread then stands back).
   [[nodiscard]] bool helping() const noexcept { return active_.load(std::memory_order_seq_cst) != 0; }
   /// The futex word the MPI thread sleeps on while standing back.
   std::atomic<std::uint32_t>& active_word() noexcept { return active_; }
-
-private:
-  std::recursive_mutex mu_;  // a cancelled task's callback may cancel another
-  MpiBackend* backend_;
 };
 
 class MpiBackend {
@@ -333,16 +325,6 @@ private:
 inline bool MpiHelper::help() noexcept {
   std::unique_lock lock(mu_, std::try_to_lock);
   return lock.owns_lock() && backend_ != nullptr && backend_->help();
-}
-
-inline bool MpiHelper::cancel(const Sink* s, bool running) noexcept {
-  std::lock_guard lock(mu_);
-  if (backend_ == nullptr) return false;
-  try {
-    return backend_->cancel(s, running);
-  } catch (...) {
-    return false;
-  }
 }
 
 }  // namespace mp::detail
